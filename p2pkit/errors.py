@@ -1,0 +1,32 @@
+"""Errors that p2pkit reports to users.
+
+Every :class:`P2PKitError` carries one plain line that names the file, key or
+component at fault and says what to do. The command line prints that line and
+exits non-zero; tracebacks appear only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class P2PKitError(Exception):
+    """A user-facing error whose message is one plain, actionable line."""
+
+
+class ConfigError(P2PKitError):
+    """A recipe, TOML file or ``--set`` override is wrong."""
+
+
+class RegistryError(P2PKitError):
+    """A component name is unknown, ambiguous, or its options do not fit."""
+
+
+class PluginLoadError(RegistryError):
+    """A plugin's entry point failed to import (raised in strict mode or on use)."""
+
+
+class DataError(P2PKitError):
+    """A dataset file or folder cannot be used as it is."""
+
+
+class CheckpointError(P2PKitError):
+    """A checkpoint is missing, corrupt, or does not fit the network it is loaded into."""

@@ -1,0 +1,58 @@
+"""How a trained generator is run at test time.
+
+Section 3.3 of the paper: "At inference time, we run the generator net in exactly
+the same manner as during the training phase. This differs from the usual protocol
+in that we apply dropout at test time, and we apply batch normalization using the
+statistics of the test batch, rather than aggregated statistics of the training
+batch." That is the ``"paper"`` protocol; ``"eval"`` is the usual PyTorch eval mode
+(no dropout, running BatchNorm statistics), which is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+PROTOCOLS = ("eval", "paper")
+
+
+@contextmanager
+def inference_protocol(module: nn.Module, protocol: str = "eval") -> Iterator[nn.Module]:
+    """Run ``module`` under a test-time protocol, restoring its state afterwards.
+
+    Args:
+        module: a generator (any ``nn.Module``).
+        protocol: ``"eval"`` (dropout off, running BatchNorm statistics) or
+            ``"paper"`` (dropout on, BatchNorm normalises with the statistics of the
+            test batch; the stored running statistics are left untouched).
+
+    With ``"paper"`` and batch size 1, BatchNorm uses the statistics of that one
+    image, which is what the paper's batch-size-1 experiments do (section 3.3).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    was_training = {m: m.training for m in module.modules()}
+    saved: dict[_BatchNorm, tuple] = {}
+    try:
+        if protocol == "eval":
+            module.eval()
+        else:
+            module.train()
+            for m in module.modules():
+                if isinstance(m, _BatchNorm):
+                    # momentum 0 keeps the running statistics fixed while training-mode
+                    # BatchNorm normalises with the batch's own statistics.
+                    tracked = m.num_batches_tracked
+                    saved[m] = (m.momentum, None if tracked is None else tracked.clone())
+                    m.momentum = 0.0
+        yield module
+    finally:
+        for m, (momentum, tracked) in saved.items():
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+        for m, training in was_training.items():
+            m.training = training
