@@ -1,0 +1,112 @@
+"""``p2pkit translate CHECKPOINT INPUT... --out DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from p2pkit.cli.common import error_console
+
+
+@click.command(
+    "translate",
+    epilog=(
+        "Examples:\n\n"
+        "  p2pkit translate runs/synth-facades photos/ --out translated/\n\n"
+        "  p2pkit translate runs/facades ../shared/datasets/facades/val --layout aligned "
+        "--out val_out/ --batch-size 8"
+    ),
+)
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the translated images (PNG, same names).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["single", "aligned"]),
+    default="single",
+    show_default=True,
+    help="single: each file is an input. aligned: each file is an A|B pair and the "
+    "checkpoint's direction picks the input half; the other half is saved as the target.",
+)
+@click.option(
+    "--batch-size", default=1, show_default=True, type=click.IntRange(1), help="Images per batch."
+)
+@click.option(
+    "--resize",
+    type=click.IntRange(1),
+    help="Resize inputs to SIZE x SIZE first (the training scale; default: native size).",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(1),
+    help="Translate in TILE x TILE windows (a multiple of the network's size) to bound memory.",
+)
+@click.option("--overlap", default=32, show_default=True, help="Overlap between tiles, in pixels.")
+@click.option(
+    "--paper-protocol",
+    is_flag=True,
+    help="Run as the paper does at test time (section 3.3): dropout stays on and BatchNorm "
+    "uses the statistics of the test batch, so outputs vary slightly from run to run. "
+    "Default: the usual eval mode (no dropout, running statistics), which is deterministic.",
+)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option(
+    "--save-triplets",
+    is_flag=True,
+    help="Also save input | output | target strips (target only with --layout aligned).",
+)
+def translate_command(
+    checkpoint: Path,
+    inputs: tuple[Path, ...],
+    out: Path,
+    layout: str,
+    batch_size: int,
+    resize: int | None,
+    tile: int | None,
+    overlap: int,
+    paper_protocol: bool,
+    device: str,
+    save_triplets: bool,
+) -> None:
+    """Translate INPUT images (files or folders) with the generator in CHECKPOINT.
+
+    CHECKPOINT is a run folder (its latest checkpoint) or a checkpoint folder. The
+    network, its options and the task are read from the checkpoint itself. Any image
+    size works: inputs are padded to the network's multiple, translated fully
+    convolutionally and cropped back.
+    """
+    from rich.progress import Progress
+
+    from p2pkit.data.io import write_image
+    from p2pkit.engine.logging import save_grid
+    from p2pkit.translation import expand_inputs, load_trained, translate_files
+
+    model = load_trained(checkpoint, device)
+    files = expand_inputs(list(inputs))
+    out.mkdir(parents=True, exist_ok=True)
+    protocol = "paper" if paper_protocol else "eval"
+    with Progress(console=error_console(), transient=True) as progress:
+        bar = progress.add_task("translating", total=len(files))
+        results = translate_files(
+            model,
+            files,
+            layout=layout,
+            resize=resize,
+            batch_size=batch_size,
+            tile=tile,
+            overlap=overlap,
+            protocol=protocol,
+        )
+        for path, x_rgb, y_rgb, target in results:
+            write_image(out / f"{path.stem}.png", y_rgb)
+            if save_triplets:
+                row = [x_rgb, y_rgb] + ([target] if target is not None else [])
+                save_grid([row], out / "triplets" / f"{path.stem}.png")
+            progress.advance(bar)
+    click.echo(f"translated {len(files)} image(s) into {out}")

@@ -1,0 +1,201 @@
+"""The dataset object all layouts return, and the loading steps they share.
+
+A dataset is a plain in-memory (or memory-mapped) object: every image is decoded once into one
+integer stack per side, and a batch is an index select. Layout modules
+(:mod:`~p2pkit.data.aligned`, :mod:`~p2pkit.data.paired`, :mod:`~p2pkit.data.single`) only decide
+which files form a row and how they split into sides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from p2pkit.data.cache import DiskCache
+from p2pkit.data.io import IMAGE_EXTENSIONS, is_image_file, list_images
+from p2pkit.data.preflight import Problem
+from p2pkit.data.store import Layout, Sample, as_size, build
+from p2pkit.errors import ConfigError, DataError
+
+logger = logging.getLogger("p2pkit.data")
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+class ImageDataset:
+    """Decoded images of one dataset, ready to batch.
+
+    Attributes:
+        root: The folder the images were read from (``root/<split>`` when it exists).
+        a: Network-input side, integer tensor (N, C_in, H, W): uint8 in 0..255, or int32 in
+            0..65535 for 16-bit data. After the direction swap, so ``a`` is always the input.
+        b: Target side, (N, C_out, H, W) with the same dtype, or None for a single-folder dataset.
+        paths: For each row, the file its input side was read from.
+        max_value: 255 or 65535; :func:`p2pkit.data.io.to_float` maps 0..max_value to [-1, 1].
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        a: torch.Tensor,
+        b: torch.Tensor | None,
+        paths: list[Path],
+        max_value: int,
+    ) -> None:
+        self.root = root
+        self.a = a
+        self.b = b
+        self.paths = paths
+        self.max_value = max_value
+
+    def __len__(self) -> int:
+        return self.a.shape[0]
+
+    def __repr__(self) -> str:
+        b = "None" if self.b is None else tuple(self.b.shape)
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, n={len(self)}, "
+            f"a={tuple(self.a.shape)}, b={b}, dtype={self.a.dtype}, max_value={self.max_value})"
+        )
+
+    def batch(self, indices: torch.Tensor | Sequence[int]) -> dict[str, object]:
+        """Select rows.
+
+        Args:
+            indices: Row numbers, a 1-D tensor or a list of ints.
+
+        Returns:
+            ``{"a": (B, C_in, H, W), "b": (B, C_out, H, W) or None, "paths": list[Path]}``, the
+            tensors on the CPU with the dataset's integer dtype (convert with ``to_float``).
+        """
+        index = torch.as_tensor(indices, dtype=torch.long).cpu().reshape(-1)
+        return {
+            "a": self.a.index_select(0, index),
+            "b": None if self.b is None else self.b.index_select(0, index),
+            "paths": [self.paths[i] for i in index.tolist()],
+        }
+
+
+def resolve_folder(root: str | Path, split: str | None) -> Path:
+    """``root/<split>`` when that folder exists, else ``root`` itself.
+
+    Raises:
+        DataError: ``root`` does not exist.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder does not exist; check data.root")
+    if split and (root / split).is_dir():
+        return root / split
+    return root
+
+
+def list_folder(folder: Path) -> list[Path]:
+    """The images in ``folder`` (natural order), warning once about files that are not images.
+
+    Raises:
+        DataError: The folder is missing or holds no images.
+    """
+    images = list_images(folder)
+    others = [
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and not is_image_file(p)
+    ]
+    if others:
+        shown = ", ".join(sorted(others)[:5]) + (" ..." if len(others) > 5 else "")
+        logger.warning(
+            "%s: ignoring %d files without an image extension (%s)", folder, len(others), shown
+        )
+    if not images:
+        raise DataError(
+            f"{folder}: holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+            "point data.root at the folder that holds them"
+        )
+    return images
+
+
+def check_options(
+    direction: str, channels: Sequence[int], max_images: int | None, min_size: int
+) -> None:
+    """Reject option values that no dataset could satisfy.
+
+    Raises:
+        ConfigError: A value is out of range; the message names the key.
+    """
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"data.direction must be 'AtoB' or 'BtoA', not {direction!r}")
+    for name, count in zip(("in_channels", "out_channels"), channels, strict=False):
+        if count not in (1, 3):
+            raise ConfigError(f"data.{name} must be 1 or 3, not {count!r}")
+    if max_images is not None and max_images < 1:
+        raise ConfigError(f"data.max_images must be a positive number or unset, not {max_images}")
+    if min_size < 0:
+        raise ConfigError(f"data.min_size must be 0 or more, not {min_size}")
+
+
+def load(
+    folder: Path,
+    samples: Sequence[Sample],
+    layout: Layout,
+    channels: Sequence[int],
+    *,
+    direction: str,
+    resize_to: int | Sequence[int] | None,
+    min_size: int,
+    skip_bad: bool,
+    cache_dir: str | Path | None,
+    max_images: int | None,
+    noun: str = "files",
+    known: Sequence[Problem] = (),
+) -> ImageDataset:
+    """Decode (or reuse the cache of) the samples and wrap them as an :class:`ImageDataset`.
+
+    ``channels`` lists the channel count of each side after the direction swap: (in, out) for
+    two sides, (in,) for one.
+    """
+    label = str(folder)
+    cache = None
+    if cache_dir is not None:
+        settings = {
+            "layout": layout.name,
+            "folder": os.path.abspath(folder),
+            "direction": direction,
+            "channels": list(channels),
+            "resize_to": None if resize_to is None else list(as_size(resize_to)),
+            "min_size": min_size,
+            "skip_bad": skip_bad,
+            "max_images": max_images,
+        }
+        sources = {f for s in samples for f in s.files} | {p.path for p in known}
+        cache = DiskCache(cache_dir, settings, sorted(sources))
+    stacks = cache.load() if cache else None
+    if stacks is None:
+        try:
+            stacks = build(
+                label,
+                samples,
+                layout,
+                channels,
+                resize_to=resize_to,
+                min_size=min_size,
+                skip_bad=skip_bad,
+                noun=noun,
+                known=known,
+                allocate=cache.allocate if cache else None,
+                relative_to=folder,
+            )
+        except BaseException:
+            if cache:
+                cache.discard()
+            raise
+        if cache:
+            stacks = cache.commit(stacks)
+    sides = [torch.from_numpy(stack) for stack in stacks.sides]
+    paths = [folder / name for name in stacks.names]
+    b = sides[1] if len(sides) > 1 else None
+    return ImageDataset(folder, sides[0], b, paths, stacks.max_value)

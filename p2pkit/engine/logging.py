@@ -1,0 +1,99 @@
+"""What a run writes while it trains: the loss history and sample grids."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+class LossHistory:
+    """Appends one JSON object per logged iteration to ``losses.jsonl``.
+
+    Each row holds ``epoch``, ``iteration``, ``lr``, ``seconds`` and the mean of
+    every loss term since the previous row (``G_GAN``, ``G_L1``, ``D_real``,
+    ``D_fake`` for the pix2pix objective). JSON lines survive a crash: every row is
+    complete on its own and flushed as it is written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def accumulate(self, terms: dict[str, torch.Tensor]) -> None:
+        """Add one iteration's loss terms (kept as tensors: no device sync here)."""
+        for key, value in terms.items():
+            value = value.detach().float()
+            self._sums[key] = self._sums[key] + value if key in self._sums else value
+        self._count += 1
+
+    def means(self) -> dict[str, float]:
+        """Means since the last :meth:`write` (or empty)."""
+        if not self._count:
+            return {}
+        return {k: float(v) / self._count for k, v in self._sums.items()}
+
+    def write(self, **fields: Any) -> dict[str, Any]:
+        """Write a row with ``fields`` and the accumulated means, then reset them."""
+        row = {**fields, **{k: round(v, 6) for k, v in self.means().items()}}
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        self._sums, self._count = {}, 0
+        return row
+
+    def truncate_after(self, iteration: int) -> None:
+        """Drop rows past ``iteration`` (after resuming from an earlier checkpoint)."""
+        if not self.path.exists():
+            return
+        rows = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = [r for r in rows if json.loads(r).get("iteration", 0) <= iteration]
+        self.path.write_text("".join(r + "\n" for r in kept))
+
+
+def to_uint8_image(t: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, H, W) float in [-1, 1] -> (H, W, 3) uint8."""
+    t = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    return t.permute(1, 2, 0).numpy()
+
+
+def save_grid(rows: list[list[torch.Tensor]], path: Path, gap: int = 2) -> Path:
+    """Save a grid image: one row per example, e.g. input | output | target.
+
+    Args:
+        rows: each a list of (3, H, W) floats in [-1, 1] with the same H and W.
+        path: PNG file to write (folders are created).
+    """
+    if not rows:
+        raise ValueError("no images for the grid")
+    h, w = rows[0][0].shape[-2:]
+    cols = max(len(r) for r in rows)
+    canvas = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            canvas[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = (
+                to_uint8_image(image)
+            )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def format_eta(seconds: float) -> str:
+    """Seconds as ``1h02m`` / ``3m05s`` / ``12s``."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
