@@ -91,13 +91,18 @@ def read_input(
 
     channels_a, channels_b = model.task.image_channels
     if layout == "aligned":
-        pixels = read_image(path, max(channels_a, channels_b))
+        from p2pkit.data.decode import ImageProblem, fit_channels
+
+        pixels = read_image(path, 3)
         w = pixels.shape[1]
         if w % 2:
             raise DataError(f"{path}: aligned image width {w} is odd; A|B halves must be equal")
         left, right = pixels[:, : w // 2], pixels[:, w // 2 :]
         a, b = (right, left) if model.direction == "BtoA" else (left, right)
-        a, b = a[..., :channels_a], b[..., :channels_b]
+        try:
+            a, b = fit_channels(a, channels_a)[0], fit_channels(b, channels_b)[0]
+        except ImageProblem as exc:
+            raise DataError(f"{path}: {exc}") from None
     else:
         a, b = read_image(path, channels_a), None
     max_value = 65535 if a.dtype.name == "uint16" else 255

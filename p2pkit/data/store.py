@@ -186,7 +186,9 @@ def build(
         samples: The rows to load, in order.
         layout: How files map to sides.
         channels: Channel count (1 or 3) of each side.
-        resize_to: Size every side is resized to; required when sizes differ.
+        resize_to: Size every side is resized to when sizes differ or an image is larger
+            (a downscale once at load saves memory and per-batch work); images of one size
+            no larger than it are kept as they are.
         min_size: Smallest height or width a side may have (before any resize).
         skip_bad: Skip unusable samples with a warning instead of raising.
         noun: What a sample is called in messages ("files", "pairs").
@@ -225,6 +227,13 @@ def build(
         else:
             good.append((index, *scan))
     sizes = {size for _, size, _ in good}
+    if target is not None and len(sizes) == 1:
+        (native,) = sizes
+        if native[0] <= target[0] and native[1] <= target[1]:
+            # Images of one size no larger than the target keep their own pixels: the
+            # upscale (e.g. the paper's 256 -> 286 jitter) happens on the device per batch,
+            # and storing the smaller image saves memory.
+            target = None
     if target is None and len(sizes) > 1:
         found = [(size, samples[i].path) for i, size, _ in good]
         raise _mixed_sizes_error(label, found, [*known, *(problems[i] for i in sorted(problems))])
