@@ -22,8 +22,9 @@ import time
 import torch
 
 import p2pkit
+from p2pkit.engine.allocator import tune_allocator
 from p2pkit.engine.device import SpeedSettings, resolve_device
-from p2pkit.engine.trainer import Trainer
+from p2pkit.engine.trainer import Trainer, make_adam
 
 
 def make_trainer(setting: str, device: torch.device, ngf: int, ndf: int) -> Trainer:
@@ -36,8 +37,8 @@ def make_trainer(setting: str, device: torch.device, ngf: int, ndf: int) -> Trai
     fmt = torch.channels_last if speed.channels_last else torch.preserve_format
     trainer.G = p2pkit.create_generator("unet_256", ngf=ngf).to(device, memory_format=fmt)
     trainer.D = p2pkit.create_discriminator("patchgan_70", ndf=ndf).to(device, memory_format=fmt)
-    trainer.opt_G = torch.optim.Adam(trainer.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    trainer.opt_D = torch.optim.Adam(trainer.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    trainer.opt_G = make_adam(trainer.G.parameters(), 2e-4, (0.5, 0.999))
+    trainer.opt_D = make_adam(trainer.D.parameters(), 2e-4, (0.5, 0.999))
     trainer.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
     trainer.G_step = torch.compile(trainer.G) if speed.compile else trainer.G
     trainer.D_step = torch.compile(trainer.D) if speed.compile else trainer.D
@@ -62,7 +63,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting")
     parser.add_argument("--inference", action="store_true", help="time G forward only")
     parser.add_argument("--json", action="store_true", help="print one JSON line per setting")
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="leave glibc malloc untuned (for comparison)"
+    )
     args = parser.parse_args()
+    if not args.default_malloc:
+        tune_allocator()
     device = resolve_device(args.device)
     torch.manual_seed(0)
     for setting in args.settings:

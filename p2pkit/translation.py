@@ -52,6 +52,9 @@ def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     from p2pkit.engine.checkpoint import load_checkpoint
     from p2pkit.engine.device import resolve_device
 
+    from p2pkit.engine.allocator import tune_allocator
+
+    tune_allocator()
     ckpt = load_checkpoint(checkpoint)
     spec = ckpt.meta["networks"]["generator"]
     G = get_registry("generators").create(spec["name"], **spec["options"])

@@ -9,7 +9,7 @@ import kornia
 import pytest
 import torch
 
-from p2pkit.errors import ConfigError
+from p2pkit.errors import ConfigError, RegistryError
 from p2pkit.evaluation.metrics import (
     BUILTIN_METRICS,
     PSNR_CAP_DB,
@@ -20,6 +20,7 @@ from p2pkit.evaluation.metrics import (
     psnr,
     ssim,
 )
+from p2pkit.registry import get_registry, isolated_registries
 
 
 def _random_images(n: int = 3, size: int = 16, seed: int = 0, spread: float = 1.0) -> torch.Tensor:
@@ -175,5 +176,18 @@ def test_metric_set_reports_uncapped_inf_as_none() -> None:
 
 
 def test_metric_set_unknown_name() -> None:
-    with pytest.raises(ConfigError, match="fid"):
+    with pytest.raises(RegistryError, match="fid"):
         MetricSet(["l1", "fid"])
+
+
+def test_metric_set_uses_registered_metrics() -> None:
+    with isolated_registries():
+
+        @get_registry("metrics").register("max_abs")
+        def max_abs(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+            return (fake - real).abs().flatten(1).amax(dim=1)
+
+        ms = MetricSet(["l1", "max_abs"])
+        x = _random_images(n=2, spread=0.5)
+        ms.update(x, x + 0.25)
+        assert ms.aggregate()["max_abs"]["mean"] == pytest.approx(0.25)

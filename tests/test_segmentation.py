@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from p2pkit.errors import CheckpointError, DataError
+from p2pkit.errors import CheckpointError, DataError, RegistryError
 from p2pkit.evaluation.segmentation import (
     ConfusionMatrix,
     FCNSmall,
@@ -22,6 +22,7 @@ from p2pkit.evaluation.segmentation import (
     segmenter_cache_path,
     train_segmenter,
 )
+from p2pkit.registry import get_registry, isolated_registries
 
 # Class colours of the synthetic task, in [-1, 1].
 CLASS_COLOURS = torch.tensor(
@@ -202,3 +203,26 @@ def test_data_fingerprint_files(tmp_path) -> None:
     assert data_fingerprint([a, b]) != first
     with pytest.raises(DataError, match="missing"):
         data_fingerprint([tmp_path / "missing.jpg"])
+
+
+def test_load_segmenter_resolves_registered_components(tmp_path) -> None:
+    with isolated_registries():
+
+        @get_registry("segmenters").register("tiny_fcn")
+        def tiny_fcn(num_classes: int) -> torch.nn.Module:
+            return fcn_small(num_classes, width=4, depth=1)
+
+        model = tiny_fcn(3)
+        path = save_segmenter(
+            tmp_path / "tiny.safetensors",
+            model,
+            component="tiny_fcn",
+            component_kwargs={"num_classes": 3},
+        )
+        loaded, meta = load_segmenter(path)
+        assert meta["component"] == "tiny_fcn"
+        x = torch.zeros(1, 3, 8, 8)
+        with torch.no_grad():
+            assert torch.allclose(loaded(x), model.eval()(x))
+    with pytest.raises(RegistryError, match="tiny_fcn"):
+        load_segmenter(path)

@@ -86,12 +86,18 @@ def resolve_speed(device: str, precision: str, channels_last: str, compile: str)
 
     Defaults (``auto``): on CUDA, bf16 autocast where supported (fp16 otherwise),
     channels_last and no compile (its start-up cost pays off only in long runs);
-    on CPU, fp32, contiguous NCHW and no compile; on MPS, fp32.
+    on a CPU with native bf16 instructions (AVX512-BF16 or AMX), bf16 autocast,
+    otherwise fp32, with contiguous NCHW and no compile (neither helped there,
+    docs/performance.md); on MPS, fp32. Autocast keeps weights, BatchNorm, the
+    losses and the optimiser in fp32, so only the convolutions' products are
+    rounded to bf16.
     """
     dev = resolve_device(device)
     if precision == "auto":
         if dev.type == "cuda":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif dev.type == "cpu" and cpu_has_fast_bf16():
+            precision = "bf16"
         else:
             precision = "fp32"
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

@@ -76,6 +76,19 @@ def build_networks(recipe: Recipe, task: Any, objective: Any) -> tuple[nn.Module
     return G, D
 
 
+def make_adam(params: Any, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam as in section 3.3, fused into one kernel where torch supports it.
+
+    The fused kernel does the same arithmetic in one pass over the parameters; on a
+    CPU it is about 6x faster than the default for the 54M-parameter ``unet_256``
+    (see docs/performance.md), and the optimiser step was a third of an iteration.
+    """
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or an unsupported device
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
 def linear_decay(epochs: int, epochs_decay: int):
     """Learning-rate factor for epoch e: 1 for e < epochs, then linearly down to 0.
 
@@ -167,7 +180,10 @@ class Trainer:
     def _setup(self) -> None:
         from p2pkit.data.augment import PairAugment
 
+        from p2pkit.engine.allocator import tune_allocator
+
         recipe, train = self.recipe, self.recipe.train
+        tune_allocator()
         if not recipe.data.root:
             raise ConfigError("data.root is empty: pass --data-root DIR or set data.root")
         seed_everything(train.seed)
@@ -198,14 +214,14 @@ class Trainer:
         self.G.to(device, memory_format=memory_format)
         self.objective.to(device)
         betas = (train.beta1, train.beta2)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=train.lr, betas=betas)
+        self.opt_G = make_adam(self.G.parameters(), train.lr, betas)
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(
             self.opt_G, linear_decay(train.epochs, train.epochs_decay)
         )
         self.opt_D = self.sched_D = None
         if self.D is not None:
             self.D.to(device, memory_format=memory_format)
-            self.opt_D = torch.optim.Adam(self.D.parameters(), lr=train.lr, betas=betas)
+            self.opt_D = make_adam(self.D.parameters(), train.lr, betas)
             self.sched_D = torch.optim.lr_scheduler.LambdaLR(
                 self.opt_D, linear_decay(train.epochs, train.epochs_decay)
             )

@@ -1,8 +1,8 @@
 """Per-image and whole-set metrics that compare generated images with real ones.
 
 Every image tensor here is a batch in NCHW layout, floating point, with values in ``[-1, 1]`` (the
-range the generators produce, pix2pix section 3.3 / the ``tanh`` output layer). Three kinds of
-measure live in this module:
+range of the generators' final ``tanh``, pix2pix appendix 6.1.1). Three kinds of measure live in
+this module:
 
 * per-image metrics ``l1``, ``psnr`` and ``ssim``: plain functions ``fn(fake, real) -> (N,)``
   that can be registered as components of the ``p2pkit.metrics`` entry-point group;
@@ -288,9 +288,13 @@ class MetricSet:
     """Runs per-image metrics over batches and keeps every value with its image's name.
 
     Args:
-        metrics: the metrics to run: names of built-in ones (``"l1"``, ``"psnr"``, ``"ssim"``), or
-            a mapping ``name -> fn(fake, real) -> (N,)`` (e.g. components resolved from the
-            ``p2pkit.metrics`` entry-point group). ``None`` means all built-in metrics.
+        metrics: the metrics to run: names (built-in ``"l1"``, ``"psnr"``, ``"ssim"``, or any
+            component of the ``metrics`` registry, i.e. the ``p2pkit.metrics`` entry-point
+            group), or a mapping ``name -> fn(fake, real) -> (N,)``. ``None`` means all built-in
+            metrics.
+
+    Raises:
+        RegistryError: for a metric name that no installed plugin provides.
 
     Example:
         >>> ms = MetricSet(["l1", "psnr"])
@@ -304,12 +308,14 @@ class MetricSet:
         elif isinstance(metrics, Mapping):
             self.metrics = dict(metrics)
         else:
-            self.metrics = {}
-            for name in metrics:
-                if name not in BUILTIN_METRICS:
-                    known = ", ".join(sorted(BUILTIN_METRICS))
-                    raise ConfigError(f"metric '{name}' is unknown; use one of: {known}")
-                self.metrics[name] = BUILTIN_METRICS[name]
+            from p2pkit.registry import get_registry
+
+            # Other names come from the metrics registry (entry points of the p2pkit.metrics
+            # group, or in-process registrations); unknown ones raise RegistryError there.
+            self.metrics = {
+                name: BUILTIN_METRICS.get(name) or get_registry("metrics").get(name)
+                for name in metrics
+            }
         self._names: list[str] = []
         self._values: dict[str, list[float]] = {name: [] for name in self.metrics}
 

@@ -27,7 +27,6 @@ import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -169,16 +168,17 @@ _BUILTIN_SEGMENTERS: dict[str, Callable[..., nn.Module]] = {"fcn_small": fcn_sma
 
 
 def _segmenter_factory(name: str) -> Callable[..., nn.Module]:
-    """Find a segmenter factory: built in, or from the ``p2pkit.segmenters`` entry points."""
+    """A segmenter factory: built in, or from the ``segmenters`` registry (entry points of the
+    ``p2pkit.segmenters`` group and in-process registrations).
+
+    Raises:
+        RegistryError: when no installed plugin provides ``name``.
+    """
     if name in _BUILTIN_SEGMENTERS:
         return _BUILTIN_SEGMENTERS[name]
-    for ep in metadata.entry_points(group=SEGMENTER_GROUP):
-        if ep.name == name:
-            return ep.load()
-    raise CheckpointError(
-        f"segmenter component '{name}' is not installed; install the plugin that provides it "
-        f"or delete the cached segmenter to train a new one"
-    )
+    from p2pkit.registry import get_registry
+
+    return get_registry("segmenters").get(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,7 +186,9 @@ def _segmenter_factory(name: str) -> Callable[..., nn.Module]:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_labels(labels: torch.Tensor, num_classes: int, ignore_index: int | None, what: str):
+def _check_labels(
+    labels: torch.Tensor, num_classes: int, ignore_index: int | None, what: str
+) -> None:
     """Raise :class:`DataError` when label ids fall outside ``[0, num_classes)``."""
     valid = labels if ignore_index is None else labels[labels != ignore_index]
     if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= num_classes):
@@ -204,8 +206,8 @@ def _tensor_source(photos: torch.Tensor, labels: torch.Tensor, hflip: bool) -> B
         index = torch.randint(0, photos.shape[0], (batch_size,), generator=generator)
         x, y = photos[index], labels[index]
         if hflip:
-            # Mirroring is the paper's own augmentation (section 6.1); labels mirror with photos.
-            flip = torch.rand(batch_size, generator=generator) < 0.5
+            # Mirroring is the paper's own augmentation (appendix 6.2); labels mirror with photos.
+            flip = (torch.rand(batch_size, generator=generator) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             y = torch.where(flip[:, None, None], y.flip(-1), y)
         return x, y

@@ -1,0 +1,382 @@
+"""``p2pkit evaluate``: translate a split and measure the result.
+
+Per image and in aggregate: L1, PSNR and SSIM (on RGB mapped to [0, 1]); the
+colour-distribution analysis of section 4.2 (Figure 7: histogram intersection of
+the L, a and b marginals of generated and real outputs); and, for labels -> photo
+tasks, the "FCN-score" protocol of section 4.1 (Tables 1-3): a segmenter trained on
+the real photos of the training split labels the generated photos, scored against
+the label maps they were generated from, with the same scores on the real photos as
+the "Ground truth" upper bound.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import p2pkit
+from p2pkit.errors import ConfigError
+from p2pkit.registry import get_registry
+
+# A label map is recognised by its few flat colours: most pixels lie close to one of
+# at most this many palette colours.
+_MAX_LABEL_COLORS = 40
+_LABEL_COVERAGE = 0.7
+_LABEL_DISTANCE = 32
+
+
+@dataclass
+class EvaluationSettings:
+    """How ``evaluate`` runs.
+
+    Attributes:
+        split: sub-folder of the data root to translate and score.
+        protocol: ``eval`` or ``paper`` (dropout on, test-batch statistics, 3.3).
+        samples: outputs drawn per input (needs the paper protocol when > 1); their
+            spread is reported.
+        batch_size: images per forward pass.
+        fcn: ``auto`` (on when the inputs are colour-coded label maps), ``on`` or ``off``.
+        palette: explicit label colours as [[r, g, b], ...]; found from data if None.
+        segmenter: registered segmenter component for the FCN-score.
+        segmenter_steps: training steps for a segmenter not yet in the cache.
+        max_images: score at most this many images (0: all).
+        device: ``auto``, ``cpu``, ``cuda``...
+        report: also write the HTML page.
+    """
+
+    split: str = "val"
+    protocol: str = "eval"
+    samples: int = 1
+    batch_size: int = 8
+    fcn: str = "auto"
+    palette: list[list[int]] | None = None
+    segmenter: str = "fcn_small"
+    segmenter_steps: int = 1500
+    max_images: int = 0
+    device: str = "auto"
+    report: bool = True
+
+
+def _eval_dataset(model: Any, root: str, split: str, max_images: int | None) -> Any:
+    data = model.meta["recipe"]["data"]
+    ch_a, ch_b = model.task.image_channels
+    options: dict[str, Any] = dict(
+        root=root,
+        split=split,
+        in_channels=ch_a,
+        resize_to=data["crop_size"],
+        max_images=max_images,
+        skip_bad=data.get("skip_bad", False),
+    )
+    if model.task.needs_target:
+        options.update(direction=data["direction"], out_channels=ch_b)
+    return get_registry("datasets").create(data["dataset"], **options)
+
+
+def _batches(dataset: Any, batch_size: int, device: torch.device, size: int) -> Any:
+    """Batches of (names, a, b) resized to the training crop size, as floats in [-1, 1]."""
+    from p2pkit.data.augment import PairAugment
+    from p2pkit.data.io import to_float
+
+    resize = PairAugment(size, size, False, "resize", deterministic=True)
+    for start in range(0, len(dataset), batch_size):
+        batch = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
+        a = to_float(batch["a"].to(device), dataset.max_value)
+        b = None if batch.get("b") is None else to_float(batch["b"].to(device), dataset.max_value)
+        a, b = resize(a, b)
+        yield [Path(p).stem for p in batch["paths"]], a, b
+
+
+def _label_palette(
+    dataset: Any, settings: EvaluationSettings, *, required: bool
+) -> torch.Tensor | None:
+    """The palette of the input label maps, or None when the inputs are not label maps."""
+    from p2pkit.evaluation.palette import as_palette, find_palette, labels_from_colors
+
+    sample = dataset.batch(list(range(min(len(dataset), 40))))["a"]
+    if sample.shape[1] != 3 or dataset.max_value != 255:
+        if required:
+            raise ConfigError("the FCN-score needs 8-bit colour-coded label maps as inputs")
+        return None
+    if settings.palette is not None:
+        return as_palette(settings.palette)
+    palette = find_palette(sample, max_colors=_MAX_LABEL_COLORS)
+    if len(palette) < 2:
+        if required:
+            raise ConfigError("found no label colours in the inputs; pass --palette")
+        return None
+    labels = labels_from_colors(sample, palette, max_distance=_LABEL_DISTANCE, ignore_index=-1)
+    coverage = float((labels >= 0).float().mean())
+    if coverage < _LABEL_COVERAGE and not required:
+        return None
+    return palette
+
+
+def _segmenter(
+    model: Any,
+    root: str,
+    palette: torch.Tensor,
+    size: tuple[int, int],
+    settings: EvaluationSettings,
+    progress: bool,
+    console: Any,
+) -> Any:
+    """The cached segmenter for this dataset, trained on real photos when missing."""
+    from p2pkit.evaluation import segmentation as seg
+    from p2pkit.evaluation.palette import labels_from_colors
+
+    data = model.meta["recipe"]["data"]
+    train = _eval_dataset(model, root, data.get("train_split", "train"), None)
+    train_settings = {
+        "size": list(size),
+        "steps": settings.segmenter_steps,
+        "direction": data["direction"],
+        "palette": palette.tolist(),
+        "component": settings.segmenter,
+    }
+    path = seg.segmenter_cache_path(
+        root, split=data.get("train_split", "train"), component=settings.segmenter,
+        settings=train_settings,
+    )  # fmt: skip
+    fingerprint = seg.data_fingerprint(train.paths)
+    cached = seg.load_cached_segmenter(path, fingerprint=fingerprint, device=model.device)
+    if cached is not None:
+        return cached[0]
+    photos, labels = [], []
+    for _, a, b in _batches(train, 32, torch.device("cpu"), model.crop_size):
+        photos.append(b)
+        labels.append(labels_from_colors(a, palette))
+    photos_t, labels_t = torch.cat(photos), torch.cat(labels)
+    console.print(
+        f"training the FCN-score segmenter on {len(photos_t)} real photos of "
+        f"{root}/{data.get('train_split', 'train')} (cached in {path})"
+    )
+    net = get_registry("segmenters").create(settings.segmenter, num_classes=len(palette))
+    with torch.enable_grad():  # evaluate() runs under no_grad
+        net = seg.train_segmenter(
+            photos_t, labels_t, num_classes=len(palette), steps=settings.segmenter_steps,
+            device=model.device, progress=progress, model=net,
+        )  # fmt: skip
+    seg.save_segmenter(
+        path, net, component=settings.segmenter,
+        component_kwargs={"num_classes": len(palette)}, palette=palette,
+        image_size=size, training=train_settings, fingerprint=fingerprint,
+    )  # fmt: skip
+    return net
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data_root: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    settings: EvaluationSettings | None = None,
+    *,
+    progress: bool = True,
+    console: Any = None,
+) -> dict[str, Any]:
+    """Translate ``settings.split`` of the data with ``checkpoint`` and score it.
+
+    Args:
+        checkpoint: a run folder or checkpoint folder.
+        data_root: the dataset folder (default: the recipe's ``data.root``).
+        out_dir: where ``metrics.json``, the images and ``index.html`` go (default:
+            ``<run>/eval-<split>``).
+
+    Returns:
+        The content of ``metrics.json``.
+    """
+    from rich.console import Console
+
+    from p2pkit.data.io import write_image
+    from p2pkit.evaluation.metrics import ColorHistogramIntersection, MetricSet
+    from p2pkit.evaluation.palette import labels_from_colors
+    from p2pkit.evaluation.segmentation import ConfusionMatrix, predict_labels
+    from p2pkit.models import inference_protocol
+    from p2pkit.translation import load_trained
+
+    settings = settings or EvaluationSettings()
+    console = console or Console(quiet=True)
+    if settings.samples > 1 and settings.protocol != "paper":
+        raise ConfigError(
+            "--samples > 1 draws several outputs per input, which differ only under "
+            "--paper-protocol (dropout on); add it"
+        )
+    model = load_trained(checkpoint, settings.device)
+    root = str(data_root or model.meta["recipe"]["data"].get("root") or "")
+    if not root:
+        raise ConfigError("no data folder: pass --data DIR")
+    run_dir = model.checkpoint.parent.parent
+    out = (Path(out_dir) if out_dir else run_dir / f"eval-{settings.split}").resolve()
+    images_dir = out / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    dataset = _eval_dataset(model, root, settings.split, settings.max_images or None)
+    started = time.perf_counter()
+
+    fcn_palette = None
+    if settings.fcn != "off" and model.task.needs_target:
+        fcn_palette = _label_palette(dataset, settings, required=settings.fcn == "on")
+    metric_set = MetricSet(["l1", "psnr", "ssim"])
+    colors = ColorHistogramIntersection()
+    spreads: list[float] = []
+    segmenter = None
+    fake_cm = real_cm = None
+    rows: list[dict[str, Any]] = []
+    with torch.no_grad():
+        batches = _batches(dataset, settings.batch_size, model.device, model.crop_size)
+        for names, a, b in batches:
+            # make_input is the deterministic form (e.g. the centre hole for inpainting).
+            x, y = model.task.make_input(a), model.task.make_pair(a, b)[1]
+            draws = []
+            for _ in range(settings.samples):
+                with inference_protocol(model.generator, settings.protocol):
+                    draws.append(model.generator(x).float())
+            fake = draws[0]
+            if len(draws) > 1:
+                stack = torch.stack(draws)  # (K, N, C, H, W)
+                spreads += stack.std(dim=0).mean(dim=(1, 2, 3)).tolist()
+            x_rgb, fake_rgb = model.task.to_rgb(x.float(), fake)
+            _, real_rgb = model.task.to_rgb(x.float(), y.float())
+            metric_set.update(fake_rgb, real_rgb, names)
+            colors.update(fake_rgb, real_rgb)
+            if fcn_palette is not None:
+                if segmenter is None:
+                    segmenter = _segmenter(
+                        model, root, fcn_palette, tuple(x.shape[-2:]), settings, progress,
+                        console,
+                    )  # fmt: skip
+                    n = len(fcn_palette)
+                    fake_cm, real_cm = ConfusionMatrix(n), ConfusionMatrix(n)
+                truth = labels_from_colors(x_rgb, fcn_palette)
+                fake_cm.update(predict_labels(segmenter, fake_rgb), truth)
+                real_cm.update(predict_labels(segmenter, real_rgb), truth)
+            for i, name in enumerate(names):
+                paths = {}
+                for kind, image in (("input", x_rgb[i]), ("output", fake_rgb[i]),
+                                    ("target", real_rgb[i])):  # fmt: skip
+                    paths[kind] = images_dir / f"{name}_{kind}.png"
+                    write_image(paths[kind], image.cpu())
+                rows.append({"name": name, **paths})
+    seconds = time.perf_counter() - started
+    per_image = metric_set.per_image()
+    for row, values in zip(rows, per_image, strict=True):
+        row.update({k: v for k, v in values.items() if k != "name"})
+    result: dict[str, Any] = {
+        "p2pkit_version": p2pkit.__version__,
+        "checkpoint": str(model.checkpoint),
+        "checkpoint_sha256": model.meta.get("tensors_sha256"),
+        "data": root,
+        "split": settings.split,
+        "images": len(rows),
+        "protocol": settings.protocol,
+        "samples": settings.samples,
+        "seconds": round(seconds, 2),
+        "aggregate": metric_set.aggregate(),
+        "color_histogram_intersection": colors.compute(),
+        "recipe": model.meta.get("recipe"),
+    }
+    if spreads:
+        result["sample_spread"] = {
+            "mean_pixel_std": sum(spreads) / len(spreads),
+            "note": "per-pixel standard deviation across samples, in [-1, 1] units",
+        }
+    if fake_cm is not None:
+        result["fcn_scores"] = {
+            "generated": fake_cm.compute(),
+            "ground_truth": real_cm.compute(),
+            "classes": len(fcn_palette),
+            "palette": fcn_palette.tolist(),
+            "segmenter": settings.segmenter,
+        }
+    result["per_image"] = per_image
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    if settings.report:
+        write_evaluation_report(out, result, rows, run_dir)
+    return result
+
+
+def write_evaluation_report(
+    out: Path, result: dict[str, Any], rows: list[dict[str, Any]], run_dir: Path
+) -> Path:
+    """The HTML page for one evaluation: thumbnails, per-image metrics, tables, losses."""
+    from p2pkit.evaluation.plot import plot_losses
+    from p2pkit.evaluation.report import write_report
+
+    loss_plot = None
+    history = run_dir / "losses.jsonl"
+    if history.is_file() and history.stat().st_size:
+        loss_plot = plot_losses(history, out / "losses.png", smooth=5)
+    table = summary_table(result)
+    meta = {
+        "checkpoint": result["checkpoint"],
+        "checkpoint sha256": result.get("checkpoint_sha256") or "",
+        "data": f"{result['data']} ({result['split']}, {result['images']} images)",
+        "protocol": result["protocol"],
+        "p2pkit": result["p2pkit_version"],
+    }
+    recipe = result.get("recipe") or {}
+    for section in ("generator", "discriminator", "objective"):
+        if section in recipe:
+            meta[section] = json.dumps(recipe[section])
+    return write_report(
+        out, title=f"p2pkit evaluation: {recipe.get('name', run_dir.name)}", rows=rows,
+        metrics_table=table, loss_plot=loss_plot, meta=meta,
+    )  # fmt: skip
+
+
+def summary_table(result: dict[str, Any]) -> dict[str, Any]:
+    """Flat ``{metric: value}`` of the headline numbers of an evaluation."""
+    table: dict[str, Any] = {}
+    for name, stats in result["aggregate"].items():
+        table[f"{name} (mean)"] = stats.get("mean")
+    for channel, value in result["color_histogram_intersection"].items():
+        table[f"hist. intersection {channel}"] = value
+    fcn = result.get("fcn_scores")
+    if fcn:
+        for key in ("per_pixel_acc", "per_class_acc", "class_iou"):
+            table[f"FCN {key}"] = fcn["generated"][key]
+            table[f"FCN {key} (ground truth)"] = fcn["ground_truth"][key]
+    if "sample_spread" in result:
+        table["sample spread (pixel std)"] = result["sample_spread"]["mean_pixel_std"]
+    return table
+
+
+def report_run(run_dir: str | Path) -> list[Path]:
+    """(Re)write the HTML pages of a run: one per evaluation, or a training summary."""
+    from p2pkit.evaluation.plot import plot_losses
+    from p2pkit.evaluation.report import write_report
+
+    run = Path(run_dir).resolve()
+    if not run.is_dir():
+        raise ConfigError(f"{run}: no such run folder")
+    pages = []
+    for metrics in sorted(run.glob("eval-*/metrics.json")):
+        result = json.loads(metrics.read_text())
+        out = metrics.parent
+        rows = []
+        for values in result.get("per_image", []):
+            name = values["name"]
+            images = {k: out / "images" / f"{name}_{k}.png" for k in ("input", "output", "target")}
+            rows.append({**values, **images})
+        pages.append(write_evaluation_report(out, result, rows, run))
+    if pages:
+        return pages
+    history = run / "losses.jsonl"
+    if not history.is_file():
+        raise ConfigError(f"{run}: not a run folder (no losses.jsonl); check the path")
+    out = run / "report"
+    loss_plot = plot_losses(history, out / "losses.png", smooth=5)
+    rows = [{"name": p.stem, "output": p} for p in sorted((run / "samples").glob("*.png"))]
+    return [
+        write_report(
+            out,
+            title=f"p2pkit run: {run.name}",
+            rows=rows,
+            loss_plot=loss_plot,
+            meta={"run": str(run), "note": "no evaluation yet: run p2pkit evaluate"},
+        )
+    ]

@@ -1,0 +1,253 @@
+"""``p2pkit sweep``: train and evaluate recipe variants, then compare them in one table.
+
+Each ``--vary key=v1,v2,...`` is one axis; several make a grid. Every variant is
+trained in its own run folder under ``--out`` and evaluated on the same split; the
+comparison is written as Markdown and JSON in the layout of the paper's Tables 1-3
+(FCN-scores first, when the task has label maps, with the "Ground truth" row).
+
+A variant whose resolved recipe matches a finished run already in ``--out`` (from
+this sweep or another one) reuses it instead of training again, so the Table 1, 2
+and 3 sweeps can share their common L1+cGAN run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from p2pkit.config import Recipe, recipe_to_toml
+from p2pkit.errors import ConfigError
+
+# How the paper names its rows (Tables 1-3).
+PAPER_LABELS = {
+    "l1": "L1",
+    "gan": "GAN",
+    "cgan": "cGAN",
+    "l1_gan": "L1+GAN",
+    "l1_cgan": "L1+cGAN",
+    "pixelgan": "1x1",
+    "patchgan_16": "16x16",
+    "patchgan_70": "70x70",
+    "patchgan_286": "286x286",
+    "unet_256": "U-Net",
+    "unet_128": "U-Net",
+    "unet": "U-Net",
+    "encoder_decoder_256": "Encoder-decoder",
+    "encoder_decoder_128": "Encoder-decoder",
+    "encoder_decoder": "Encoder-decoder",
+}
+
+
+@dataclass
+class Variant:
+    """One point of the grid: a row label and its ``--set`` overrides."""
+
+    label: str
+    overrides: list[str]
+
+    @property
+    def slug(self) -> str:
+        return re.sub(
+            r"[^A-Za-z0-9_.+-]+", "-", "_".join(o.split("=", 1)[1] for o in self.overrides)
+        )
+
+
+def expand_grid(varies: list[str] | tuple[str, ...]) -> list[Variant]:
+    """Variants from ``key=v1,v2`` strings: the product of all axes, in order."""
+    if not varies:
+        raise ConfigError("give at least one --vary key=v1,v2,...")
+    axes = []
+    for text in varies:
+        if "=" not in text:
+            raise ConfigError(
+                f"--vary {text!r}: expected key=v1,v2,... e.g. objective.name=l1,l1_cgan"
+            )
+        key, values = text.split("=", 1)
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not items:
+            raise ConfigError(f"--vary {text!r}: no values after '='")
+        axes.append([(key.strip(), v) for v in items])
+    variants = []
+    for combo in itertools.product(*axes):
+        label = ", ".join(PAPER_LABELS.get(v, v) for _, v in combo)
+        variants.append(Variant(label, [f"{k}={v}" for k, v in combo]))
+    return variants
+
+
+def _comparable(recipe: Recipe) -> str:
+    text = recipe_to_toml(recipe)
+    return "\n".join(line for line in text.splitlines() if not line.startswith("name ="))
+
+
+def _finished(run_dir: Path, recipe: Recipe) -> bool:
+    from p2pkit.engine.checkpoint import load_checkpoint
+
+    try:
+        meta = load_checkpoint(run_dir, verify=False).meta
+    except Exception:
+        return False
+    total = recipe.train.epochs + recipe.train.epochs_decay
+    counters = meta.get("counters", {})
+    limit = recipe.train.max_iterations
+    done = counters.get("epoch") == total and counters.get("position") == 0
+    return done or bool(limit and counters.get("iteration", 0) >= limit)
+
+
+def _reusable_run(out: Path, recipe: Recipe) -> Path | None:
+    """A finished run under ``out`` trained with this exact recipe (names aside)."""
+    from p2pkit.config import load_toml, recipe_from_dict
+
+    wanted = _comparable(recipe)
+    for path in sorted(out.glob("*/recipe.toml")):
+        try:
+            other = recipe_from_dict(load_toml(path), origin=str(path))
+        except ConfigError:
+            continue
+        if _comparable(other) == wanted and _finished(path.parent, other):
+            return path.parent
+    return None
+
+
+def run_sweep(
+    recipe: str | Path,
+    varies: list[str],
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    data_root: str | Path | None = None,
+    out: str | Path = "runs/sweep",
+    table: str = "comparison",
+    settings: Any = None,
+    progress: bool = True,
+    console: Any = None,
+) -> dict[str, Any]:
+    """Train and evaluate every variant; write ``<out>/<table>.md`` and ``.json``.
+
+    Returns:
+        The comparison: one row per variant, with the evaluation's headline numbers,
+        the run folder and the wall time.
+    """
+    from rich.console import Console
+
+    from p2pkit.engine.runs import ensure_data, resolve_recipe
+    from p2pkit.engine.trainer import Trainer
+    from p2pkit.evaluation.evaluate import EvaluationSettings, evaluate_checkpoint
+
+    console = console or Console(quiet=True)
+    settings = settings or EvaluationSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    variants = expand_grid(varies)
+    base = resolve_recipe(recipe, overrides, data_root)
+    rows: list[dict[str, Any]] = []
+    ground_truth = None
+    for i, variant in enumerate(variants, 1):
+        resolved = resolve_recipe(recipe, [*overrides, *variant.overrides], data_root)
+        resolved.name = f"{base.name}-{variant.slug}"
+        console.rule(f"[{i}/{len(variants)}] {variant.label}")
+        started = time.perf_counter()
+        run_dir = _reusable_run(out, resolved)
+        trained = False
+        if run_dir is None:
+            run_dir = out / variant.slug
+            resume = (run_dir / "checkpoints").is_dir()
+            if resume and _comparable(_saved_recipe(run_dir)) != _comparable(resolved):
+                raise ConfigError(f"{run_dir} holds a run of a different recipe; use another --out")
+            ensure_data(resolved, progress=progress)
+            Trainer(resolved, run_dir, resume=resume, progress=progress, console=console).fit()
+            trained = True
+        else:
+            console.print(f"reusing the finished run {run_dir}")
+        train_seconds = time.perf_counter() - started
+        result = evaluate_checkpoint(
+            run_dir, resolved.data.root, settings=settings, progress=progress, console=console
+        )
+        row = _row(variant, run_dir, result, train_seconds if trained else None)
+        rows.append(row)
+        if "fcn_scores" in result and ground_truth is None:
+            ground_truth = result["fcn_scores"]["ground_truth"]
+    comparison = {
+        "recipe": base.name,
+        "varies": list(varies),
+        "overrides": list(overrides),
+        "split": settings.split,
+        "rows": rows,
+        "ground_truth": ground_truth,
+    }
+    (out / f"{table}.json").write_text(json.dumps(comparison, indent=2) + "\n")
+    (out / f"{table}.md").write_text(comparison_markdown(comparison))
+    return comparison
+
+
+def _saved_recipe(run_dir: Path) -> Recipe:
+    from p2pkit.engine.trainer import load_run_recipe
+
+    return load_run_recipe(run_dir)
+
+
+def _row(
+    variant: Variant, run_dir: Path, result: dict[str, Any], train_seconds: float | None
+) -> dict[str, Any]:
+    agg = result["aggregate"]
+    row: dict[str, Any] = {
+        "label": variant.label,
+        "overrides": variant.overrides,
+        "run": str(run_dir),
+        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
+        "l1": agg["l1"]["mean"],
+        "psnr": agg["psnr"]["mean"],
+        "ssim": agg["ssim"]["mean"],
+        "hist_L": result["color_histogram_intersection"]["L"],
+        "hist_a": result["color_histogram_intersection"]["a"],
+        "hist_b": result["color_histogram_intersection"]["b"],
+    }
+    if "fcn_scores" in result:
+        row.update({k: result["fcn_scores"]["generated"][k] for k in _FCN})
+    return row
+
+
+_FCN = ("per_pixel_acc", "per_class_acc", "class_iou")
+_HEADERS = {
+    "per_pixel_acc": "Per-pixel acc.",
+    "per_class_acc": "Per-class acc.",
+    "class_iou": "Class IOU",
+    "l1": "L1",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "hist_L": "hist. L",
+    "hist_a": "hist. a",
+    "hist_b": "hist. b",
+}
+
+
+def comparison_markdown(comparison: dict[str, Any]) -> str:
+    """The comparison as a Markdown table, FCN-scores first as in the paper."""
+    rows = comparison["rows"]
+    keys = [k for k in _FCN if rows and k in rows[0]]
+    keys += ["l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b"]
+    axis = ", ".join(v.split("=")[0] for v in comparison["varies"])
+    lines = [
+        f"| {axis} | " + " | ".join(_HEADERS[k] for k in keys) + " | train time |",
+        "|---" * (len(keys) + 2) + "|",
+    ]
+    for row in rows:
+        seconds = row["train_seconds"]
+        when = "reused" if seconds is None else f"{seconds / 60:.1f} min"
+        cells = [_fmt(row.get(k)) for k in keys]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {when} |")
+    truth = comparison.get("ground_truth")
+    if truth:
+        cells = [_fmt(truth[k]) if k in _FCN else "" for k in keys]
+        lines.append("| Ground truth | " + " | ".join(cells) + " | |")
+    title = f"Recipe `{comparison['recipe']}`, evaluated on `{comparison['split']}`"
+    return f"{title}\n\n" + "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
