@@ -49,10 +49,9 @@ class TrainedModel:
 
 def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
     """Rebuild the generator and task recorded in ``checkpoint`` (run or step folder)."""
+    from p2pkit.engine.allocator import tune_allocator
     from p2pkit.engine.checkpoint import load_checkpoint
     from p2pkit.engine.device import resolve_device
-
-    from p2pkit.engine.allocator import tune_allocator
 
     tune_allocator()
     ckpt = load_checkpoint(checkpoint)

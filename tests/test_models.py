@@ -181,3 +181,23 @@ def test_paper_protocol_keeps_dropout_on_and_uses_test_batch_statistics():
     assert G.training, "the previous mode must be restored"
     with inference_protocol(G, "eval"), torch.no_grad():
         assert torch.equal(G(x), G(x))
+
+
+@pytest.mark.parametrize("side", [1, 2, 4, 8, 16])
+def test_matmul_fast_path_of_the_convolutions_matches_torch(side):
+    from p2pkit.models.layers import DownConv, UpConv
+
+    torch.manual_seed(0)
+    for layer, reference in [
+        (DownConv(8, 6), torch.nn.functional.conv2d),
+        (UpConv(8, 6), torch.nn.functional.conv_transpose2d),
+    ]:
+        if isinstance(layer, DownConv) and side < 2:
+            continue
+        x = torch.randn(2, 8, side, side, requires_grad=True)
+        y = layer(x)
+        expected = reference(x, layer.weight, layer.bias, stride=2, padding=1)
+        torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+        (grad_x,) = torch.autograd.grad(y.sum(), x)
+        (expected_grad,) = torch.autograd.grad(expected.sum(), x)
+        torch.testing.assert_close(grad_x, expected_grad, rtol=1e-5, atol=1e-5)

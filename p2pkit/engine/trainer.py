@@ -179,7 +179,6 @@ class Trainer:
     # ------------------------------------------------------------------- set-up
     def _setup(self) -> None:
         from p2pkit.data.augment import PairAugment
-
         from p2pkit.engine.allocator import tune_allocator
 
         recipe, train = self.recipe, self.recipe.train

@@ -80,8 +80,10 @@ def expand_grid(varies: list[str] | tuple[str, ...]) -> list[Variant]:
 
 
 def _comparable(recipe: Recipe) -> str:
-    text = recipe_to_toml(recipe)
-    return "\n".join(line for line in text.splitlines() if not line.startswith("name ="))
+    """The recipe's TOML without its top-level name (run names differ between sweeps)."""
+    lines = recipe_to_toml(recipe).splitlines()
+    assert lines[0].startswith("name =")
+    return "\n".join(lines[1:])
 
 
 def _finished(run_dir: Path, recipe: Recipe) -> bool:

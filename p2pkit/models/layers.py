@@ -1,7 +1,9 @@
-"""Building blocks shared by the paper's networks: normalisation and weight init."""
+"""Building blocks shared by the paper's networks: normalisation, weight init, up/down convs."""
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("batch", "instance", "none")
@@ -58,3 +60,60 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) scalar parameters in ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+# On a CPU, oneDNN's 4x4 stride-2 (transposed) convolutions are slow on the U-Net's
+# innermost feature maps (a few pixels, 512-1024 channels): the work there is a
+# handful of large matrix products, which are faster as explicit matmuls with
+# unfold/fold. Measured with bf16 autocast at batch 1 on a 2-core AVX512-BF16 CPU
+# (docs/performance.md): the 1024->512 up-convolution at 2x2 input took 110 ms
+# natively and 17 ms as matmul + fold. Thresholds are on input height * width.
+# Without autograd (inference) the matmul form of the up-convolution also wins at 8x8.
+_MATMUL_DOWN_MAX_PIXELS = 16 * 16
+_MATMUL_UP_MAX_PIXELS = 4 * 4
+_MATMUL_UP_MAX_PIXELS_NO_GRAD = 8 * 8
+
+
+def _use_matmul(x: torch.Tensor, max_pixels: int) -> bool:
+    return x.device.type == "cpu" and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= max_pixels
+
+
+class DownConv(nn.Conv2d):
+    """4x4 stride-2 convolution (the paper's C_k downsampling), padding 1.
+
+    Identical parameters and results to ``nn.Conv2d``; on a CPU, small inputs run
+    as ``unfold`` + matmul, which is several times faster there.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 4, 2, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _use_matmul(x, _MATMUL_DOWN_MAX_PIXELS):
+            return super().forward(x)
+        n, _, h, w = x.shape
+        cols = F.unfold(x, 4, stride=2, padding=1)  # (N, Cin * 16, L)
+        y = torch.matmul(self.weight.reshape(self.out_channels, -1), cols)
+        y = y.reshape(n, self.out_channels, h // 2, w // 2)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1).to(y.dtype)
+
+
+class UpConv(nn.ConvTranspose2d):
+    """4x4 stride-2 transposed convolution (the decoder's upsampling), padding 1.
+
+    Identical parameters and results to ``nn.ConvTranspose2d``; on a CPU, small
+    inputs run as matmul + ``fold`` (the adjoint of the convolution's unfold).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 4, 2, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        limit = _MATMUL_UP_MAX_PIXELS if torch.is_grad_enabled() else _MATMUL_UP_MAX_PIXELS_NO_GRAD
+        if output_size is not None or not _use_matmul(x, limit):
+            return super().forward(x, output_size)
+        n, cin, h, w = x.shape
+        weight = self.weight.reshape(cin, self.out_channels * 16).t()
+        cols = torch.matmul(weight, x.reshape(n, cin, h * w))  # (N, Cout * 16, H * W)
+        y = F.fold(cols, (2 * h, 2 * w), kernel_size=4, stride=2, padding=1)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1).to(y.dtype)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2pkit.models.layers import check_norm, init_weights, norm_layer, uses_bias
+from p2pkit.models.layers import DownConv, UpConv, check_norm, init_weights, norm_layer, uses_bias
 
 
 class UNet(nn.Module):
@@ -69,13 +69,13 @@ class UNet(nn.Module):
         widths = [ngf * min(2**i, 8) for i in range(depth)]
         bias = uses_bias(norm)
 
-        down: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 4, 2, 1)]
+        down: list[nn.Module] = [DownConv(in_channels, widths[0])]
         for i in range(1, depth):
             innermost = i == depth - 1
             down.append(
                 nn.Sequential(
                     nn.LeakyReLU(0.2),
-                    nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=bias or innermost),
+                    DownConv(widths[i - 1], widths[i], bias=bias or innermost),
                     nn.Identity() if innermost else norm_layer(norm, widths[i]),
                 )
             )
@@ -89,7 +89,7 @@ class UNet(nn.Module):
             out_ch = widths[source - 1]
             layers = [
                 nn.ReLU(),
-                nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=bias),
+                UpConv(in_ch, out_ch, bias=bias),
                 norm_layer(norm, out_ch),
             ]
             if j < dropout_layers and dropout > 0:
@@ -98,7 +98,7 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(up)
         self.head = nn.Sequential(
             nn.ReLU(),
-            nn.ConvTranspose2d(widths[0] * factor, out_channels, 4, 2, 1),
+            UpConv(widths[0] * factor, out_channels),
             nn.Tanh(),
         )
         init_weights(self)

@@ -1,0 +1,103 @@
+"""`p2pkit evaluate`, `report` and `sweep` end to end on a tiny synthetic task."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from p2pkit.cli import cli
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture
+def trained_run(tiny_recipe, tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("P2PKIT_CACHE_DIR", str(tmp_path / "cache"))
+    result = invoke("train", "--config", tiny_recipe, "--out", tmp_path / "runs", "--no-progress")
+    assert result.exit_code == 0, result.output
+    return tmp_path / "runs" / "tiny"
+
+
+def referenced_files(html: Path) -> list[str]:
+    text = html.read_text()
+    return re.findall(r'(?:src|href)="([^"#]+)"', text)
+
+
+def test_evaluate_writes_metrics_fcn_scores_and_a_self_contained_page(trained_run):
+    result = invoke(
+        "evaluate", trained_run, "--fcn-score", "on", "--segmenter-steps", 20, "--no-progress"
+    )
+    assert result.exit_code == 0, result.output
+    out = trained_run / "eval-val"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 2 and len(metrics["per_image"]) == 2
+    assert {"l1", "psnr", "ssim"} <= set(metrics["aggregate"])
+    assert set(metrics["color_histogram_intersection"]) == {"L", "a", "b"}
+    fcn = metrics["fcn_scores"]
+    assert set(fcn["generated"]) >= {"per_pixel_acc", "per_class_acc", "class_iou"}
+    assert 0 <= fcn["ground_truth"]["per_pixel_acc"] <= 1
+    assert metrics["checkpoint_sha256"] and metrics["p2pkit_version"]
+    assert metrics["recipe"]["name"] == "tiny"
+    page = out / "index.html"
+    refs = referenced_files(page)
+    assert refs, "the page shows images"
+    for ref in refs:
+        assert not ref.startswith(("http:", "https:", "//", "/")), ref
+        assert (page.parent / ref).is_file(), ref
+
+
+def test_paper_protocol_samples_report_their_spread(trained_run):
+    result = invoke(
+        "evaluate", trained_run, "--paper-protocol", "--samples", 3, "--fcn-score", "off",
+        "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((trained_run / "eval-val" / "metrics.json").read_text())
+    assert metrics["protocol"] == "paper"
+    assert metrics["sample_spread"]["mean_pixel_std"] > 0
+
+
+def test_several_samples_without_the_paper_protocol_is_a_user_error(trained_run):
+    result = CliRunner().invoke(cli, ["evaluate", str(trained_run), "--samples", "2"])
+    assert result.exit_code == 2
+    assert "--paper-protocol" in result.stderr
+
+
+def test_report_rewrites_the_pages_of_a_run(trained_run):
+    result = invoke("report", trained_run)
+    assert result.exit_code == 0
+    page = trained_run / "report" / "index.html"
+    assert page.is_file()
+    for ref in referenced_files(page):
+        assert (page.parent / ref).is_file(), ref
+    invoke("evaluate", trained_run, "--fcn-score", "off", "--no-progress")
+    result = invoke("report", trained_run)
+    assert "eval-val" in result.output
+
+
+def test_sweep_writes_one_row_per_variant(tiny_recipe, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("P2PKIT_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    result = invoke(
+        "sweep", tiny_recipe, "--vary", "objective.name=l1,l1_cgan", "--out", out,
+        "--fcn-score", "on", "--segmenter-steps", 10, "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "comparison.json").read_text())
+    assert [r["label"] for r in table["rows"]] == ["L1", "L1+cGAN"]
+    assert table["ground_truth"]["per_pixel_acc"] > 0
+    markdown = (out / "comparison.md").read_text()
+    assert "| L1 |" in markdown and "| L1+cGAN |" in markdown and "| Ground truth |" in markdown
+    # A later sweep sharing a variant reuses the finished run instead of training it again.
+    result = invoke(
+        "sweep", tiny_recipe, "--vary", "discriminator.name=patchgan_16", "--out", out,
+        "--table", "again", "--fcn-score", "off", "--no-progress",
+    )  # fmt: skip
+    assert "reusing the finished run" in result.output
