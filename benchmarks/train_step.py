@@ -25,9 +25,12 @@ import p2pkit
 from p2pkit.engine.allocator import tune_allocator
 from p2pkit.engine.device import SpeedSettings, resolve_device
 from p2pkit.engine.trainer import Trainer, make_adam
+from p2pkit.models import layers
 
 
-def make_trainer(setting: str, device: torch.device, ngf: int, ndf: int) -> Trainer:
+def make_trainer(
+    setting: str, device: torch.device, ngf: int, ndf: int, baseline: bool = False
+) -> Trainer:
     parts = setting.split("+")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[parts[0]]
     speed = SpeedSettings(device, dtype, "cl" in parts, "compile" in parts)
@@ -37,8 +40,9 @@ def make_trainer(setting: str, device: torch.device, ngf: int, ndf: int) -> Trai
     fmt = torch.channels_last if speed.channels_last else torch.preserve_format
     trainer.G = p2pkit.create_generator("unet_256", ngf=ngf).to(device, memory_format=fmt)
     trainer.D = p2pkit.create_discriminator("patchgan_70", ndf=ndf).to(device, memory_format=fmt)
-    trainer.opt_G = make_adam(trainer.G.parameters(), 2e-4, (0.5, 0.999))
-    trainer.opt_D = make_adam(trainer.D.parameters(), 2e-4, (0.5, 0.999))
+    adam = (lambda p, lr, betas: torch.optim.Adam(p, lr=lr, betas=betas)) if baseline else make_adam
+    trainer.opt_G = adam(trainer.G.parameters(), 2e-4, (0.5, 0.999))
+    trainer.opt_D = adam(trainer.D.parameters(), 2e-4, (0.5, 0.999))
     trainer.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
     trainer.G_step = torch.compile(trainer.G) if speed.compile else trainer.G
     trainer.D_step = torch.compile(trainer.D) if speed.compile else trainer.D
@@ -66,13 +70,23 @@ def main() -> None:
     parser.add_argument(
         "--default-malloc", action="store_true", help="leave glibc malloc untuned (for comparison)"
     )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="turn off p2pkit's CPU speed-ups (fused Adam, matmul path of the innermost "
+        "convolutions) to measure what they bring",
+    )
     args = parser.parse_args()
     if not args.default_malloc:
         tune_allocator()
+    if args.baseline:
+        layers._MATMUL_DOWN_MAX_PIXELS = 0
+        layers._MATMUL_UP_MAX_PIXELS = 0
+        layers._MATMUL_UP_MAX_PIXELS_NO_GRAD = 0
     device = resolve_device(args.device)
     torch.manual_seed(0)
     for setting in args.settings:
-        trainer = make_trainer(setting, device, args.ngf, args.ndf)
+        trainer = make_trainer(setting, device, args.ngf, args.ndf, args.baseline)
         shape = (args.batch_size, 3, args.size, args.size)
         fmt = torch.channels_last if trainer.speed.channels_last else torch.contiguous_format
         x = torch.rand(shape, device=device).mul(2).sub(1).contiguous(memory_format=fmt)

@@ -101,3 +101,28 @@ def test_sweep_writes_one_row_per_variant(tiny_recipe, tiny_data, tmp_path, monk
         "--table", "again", "--fcn-score", "off", "--no-progress",
     )  # fmt: skip
     assert "reusing the finished run" in result.output
+
+
+def test_fid_with_a_missing_weights_file_fails_before_translating(trained_run, tmp_path):
+    missing = tmp_path / "inception.pth"
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(trained_run), "--fid-weights", str(missing), "--no-progress"]
+    )
+    assert result.exit_code == 2
+    assert str(missing) in result.stderr
+    assert not (trained_run / "eval-val" / "metrics.json").exists()
+
+
+def test_fid_and_kid_from_a_local_weights_file(trained_run, tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    import torch
+
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+    weights = tmp_path / "inception.pth"
+    torch.save(net.state_dict(), weights)
+    result = invoke(
+        "evaluate", trained_run, "--fid-weights", weights, "--fcn-score", "off", "--no-progress"
+    )
+    assert result.exit_code == 0, result.output
+    fid = json.loads((trained_run / "eval-val" / "metrics.json").read_text())["fid"]
+    assert fid["n"] == 2 and fid["fid"] >= 0 and "kid_mean" in fid

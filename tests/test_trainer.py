@@ -114,3 +114,11 @@ def test_crop_size_the_unet_cannot_divide_is_a_clear_error(tiny_recipe, tmp_path
 
     with pytest.raises(ConfigError, match="crop_size 30 is not a multiple of 32"):
         train(tiny_recipe, tmp_path / "run", "data.crop_size=30")
+
+
+def test_resuming_with_a_changed_network_setting_names_that_setting(tiny_recipe, tmp_path):
+    from p2pkit.errors import CheckpointError
+
+    train(tiny_recipe, tmp_path / "run", "train.max_iterations=2")
+    with pytest.raises(CheckpointError, match="ngf=4 but this network has ngf=8"):
+        train(tiny_recipe, tmp_path / "run", "generator.ngf=8", resume=True)

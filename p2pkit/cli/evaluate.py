@@ -47,6 +47,12 @@ def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(1),
             help="Training steps for the FCN-score segmenter when it is not cached yet.",
         ),
+        click.option(
+            "--fid-weights",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Compute FID and KID with this torchvision Inception-v3 state dict, already "
+            "on disk (nothing is downloaded; scores compare only across the same file).",
+        ),
         click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1)),
         click.option(
             "--max-images", default=0, show_default=True, help="Score at most N (0: all)."
@@ -79,6 +85,7 @@ def _settings(**kw: Any) -> Any:
         segmenter_steps=kw["segmenter_steps"],
         max_images=kw["max_images"],
         device=kw["device"],
+        fid_weights=None if kw["fid_weights"] is None else str(kw["fid_weights"]),
     )
 
 

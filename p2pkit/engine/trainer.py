@@ -337,9 +337,11 @@ class Trainer:
         from p2pkit.engine.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(self.run_dir)
+        built = self._meta()["networks"]
         for name, module in self._modules().items():
-            expected = ckpt.meta["networks"].get(name, {}).get("options")
-            ckpt.load_module(name, module, expected_options=expected)
+            # The options this run built the network with: a --set that changed one
+            # since the checkpoint is named in the error instead of a state_dict wall.
+            ckpt.load_module(name, module, expected_options=built[name]["options"])
         ckpt.load_optimizer("generator", self.opt_G)
         ckpt.load_scheduler("generator", self.sched_G)
         if self.D is not None:

@@ -47,6 +47,8 @@ class EvaluationSettings:
         max_images: score at most this many images (0: all).
         device: ``auto``, ``cpu``, ``cuda``...
         report: also write the HTML page.
+        fid_weights: a torchvision Inception-v3 state dict already on this machine;
+            when given, FID and KID are computed (nothing is ever downloaded).
     """
 
     split: str = "val"
@@ -60,6 +62,7 @@ class EvaluationSettings:
     max_images: int = 0
     device: str = "auto"
     report: bool = True
+    fid_weights: str | None = None
 
 
 def _eval_dataset(model: Any, root: str, split: str, max_images: int | None) -> Any:
@@ -215,6 +218,12 @@ def evaluate_checkpoint(
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     dataset = _eval_dataset(model, root, settings.split, settings.max_images or None)
+    fid = None
+    if settings.fid_weights:
+        from p2pkit.evaluation.fid import FIDAccumulator, load_feature_network
+
+        # Loaded first, so a wrong path fails before any translation work.
+        fid = FIDAccumulator(load_feature_network(settings.fid_weights, model.device))
     started = time.perf_counter()
 
     fcn_palette = None
@@ -243,6 +252,8 @@ def evaluate_checkpoint(
             _, real_rgb = model.task.to_rgb(x.float(), y.float())
             metric_set.update(fake_rgb, real_rgb, names)
             colors.update(fake_rgb, real_rgb)
+            if fid is not None:
+                fid.update(fake_rgb, real_rgb)
             if fcn_palette is not None:
                 if segmenter is None:
                     segmenter = _segmenter(
@@ -283,6 +294,12 @@ def evaluate_checkpoint(
         result["sample_spread"] = {
             "mean_pixel_std": sum(spreads) / len(spreads),
             "note": "per-pixel standard deviation across samples, in [-1, 1] units",
+        }
+    if fid is not None:
+        result["fid"] = {
+            **fid.compute(),
+            "weights": str(settings.fid_weights),
+            "note": "comparable only between runs scored with the same weights file",
         }
     if fake_cm is not None:
         result["fcn_scores"] = {
@@ -340,6 +357,9 @@ def summary_table(result: dict[str, Any]) -> dict[str, Any]:
         for key in ("per_pixel_acc", "per_class_acc", "class_iou"):
             table[f"FCN {key}"] = fcn["generated"][key]
             table[f"FCN {key} (ground truth)"] = fcn["ground_truth"][key]
+    if "fid" in result:
+        table["FID"] = result["fid"]["fid"]
+        table["KID"] = result["fid"]["kid_mean"]
     if "sample_spread" in result:
         table["sample spread (pixel std)"] = result["sample_spread"]["mean_pixel_std"]
     return table
