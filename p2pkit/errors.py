@@ -20,6 +20,14 @@ class RegistryError(P2PKitError):
     """A component name is unknown, ambiguous, or its options do not fit."""
 
 
+class OptionValueError(RegistryError, ValueError):
+    """A component rejected the value of one of its options.
+
+    Also a :class:`ValueError`, so code that catches the factory's own ``ValueError``
+    keeps working.
+    """
+
+
 class PluginLoadError(RegistryError):
     """A plugin's entry point failed to import (raised in strict mode or on use)."""
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from p2pkit.errors import PluginLoadError, RegistryError
+from p2pkit.errors import OptionValueError, P2PKitError, PluginLoadError, RegistryError
 
 #: The kinds of component, each with its entry-point group ``p2pkit.<kind>``.
 KINDS: tuple[str, ...] = (
@@ -397,7 +397,9 @@ class Registry:
         """Build the component ``name`` with keyword ``options``.
 
         Unknown options fail with a :class:`RegistryError` naming the component and
-        the option, with the closest valid option names. The result remembers how it
+        the option, with the closest valid option names; a ``ValueError`` the factory
+        raises for an option's value becomes an :class:`OptionValueError` naming the
+        component. The result remembers how it
         was built (see :func:`component_spec`).
         """
         factory = self.get(name)
@@ -407,7 +409,14 @@ class Registry:
             for key in options:
                 if key not in params:
                     raise RegistryError(self._unknown_option_message(name, key, params))
-        obj = factory(**options)
+        try:
+            obj = factory(**options)
+        except ValueError as exc:
+            if not options or isinstance(exc, P2PKitError):
+                raise
+            # A factory rejecting a value is the user's option at fault, not a bug:
+            # name the component so the one-line error says where to look.
+            raise OptionValueError(f"{self.singular} '{name}': {exc}") from exc
         # Objects with __slots__ or builtins cannot remember their spec; that is fine.
         with contextlib.suppress(AttributeError, TypeError):
             obj._p2pkit_spec = {"kind": self.kind, "name": name, "options": dict(options)}

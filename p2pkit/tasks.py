@@ -6,7 +6,7 @@ input ``x`` and target ``y``; it turns network tensors back into RGB images for
 sample grids and saved outputs.
 
 * ``translation``: x = a, y = b (labels -> photo, map -> aerial, thermal -> colour, ...).
-* ``colorization`` (section 4.7 of the paper, after Zhang et al.): from RGB photos,
+* ``colorization`` (section 4.5 and Table 5 of the paper, after Zhang et al.): from RGB photos,
   x = L and y = ab of CIE Lab, via :mod:`kornia.color`.
 * ``inpainting`` (section 4, "photo with missing pixels -> photo"): from photos,
   x = the photo with a hole (centre square or random holes; masks come from
@@ -93,7 +93,7 @@ def _gray_to_rgb(t: torch.Tensor) -> torch.Tensor:
 
 
 class Colorization(Task):
-    """Grayscale -> colour in CIE Lab: x = L, y = ab (the colorization task, section 4.7).
+    """Grayscale -> colour in CIE Lab: x = L, y = ab (the colorization task, section 4.5, Table 5).
 
     The dataset is a single folder of RGB photos (side ``a``). L in [0, 100] is
     mapped to [-1, 1] by L / 50 - 1; a and b by dividing by 110.

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -88,6 +89,20 @@ def test_translate_handles_sizes_the_unet_cannot_divide(runner, tiny_recipe, tmp
     assert Image.open(out / "odd.png").size == (45, 37)
 
 
+def test_resume_from_a_toml_file_finds_the_run_by_the_recipes_name(runner, tiny_recipe, tmp_path):
+    config = tmp_path / "my_experiment.toml"  # file stem differs from the recipe's name "tiny"
+    config.write_text(tiny_recipe.read_text())
+    out = tmp_path / "runs"
+    common = ["--out", out, "--no-progress"]
+    invoke(runner, "train", "--config", config, "--set", "train.max_iterations=2", *common)
+    result = invoke(
+        runner, "train", "--config", config, "--resume", "--set", "train.max_iterations=0", *common
+    )
+    assert result.exit_code == 0, result.output
+    assert "resumed" in result.output and "at epoch 1, iteration 2" in result.output
+    assert not (out / "tiny-2").exists()
+
+
 def test_second_run_gets_its_own_folder(runner, tiny_recipe, tmp_path):
     for _ in range(2):
         invoke(runner, "train", "--config", tiny_recipe, "--out", tmp_path, "--no-progress",
@@ -110,6 +125,10 @@ def test_print_config_shows_the_resolved_recipe(runner):
         (["run", "recipe", "facades"], "needs --data-root"),
         (["run", "recipe", "facades", "--data-root", "/no/such/dir"], "does not exist"),
         (["translate", ".", "x.png", "--out", "o"], "no checkpoint"),
+        (
+            ["run", "recipe", "inpainting", "--data-root", ".", "--set", "task.mask=square"],
+            "task 'inpainting': mask must be 'center' or 'random'",
+        ),
     ],
 )
 def test_user_errors_are_one_line_on_stderr_with_exit_code_2(args, message, tmp_path, monkeypatch):
@@ -128,6 +147,25 @@ def test_debug_flag_shows_the_traceback(tmp_path):
     assert isinstance(result.exception, ConfigError)
 
 
+@pytest.mark.parametrize(("value", "traceback"), [("false", False), ("0", False), ("1", True)])
+def test_debug_environment_variable_reads_false_as_off(value, traceback, monkeypatch):
+    monkeypatch.setenv("P2PKIT_DEBUG", value)
+    result = CliRunner().invoke(cli, ["run", "recipe", "nope"])
+    assert (result.exit_code == 2) is not traceback
+    assert (result.exception is not None and result.exit_code != 2) is traceback
+
+
+def test_ctrl_c_exits_with_status_130(monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    command = cli.get_command(click.Context(cli), "list")
+    monkeypatch.setattr(command, "callback", interrupted)
+    result = CliRunner().invoke(cli, ["list", "generators"])
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr and "Aborted" not in result.output
+
+
 def test_list_json_names_providers(runner):
     result = invoke(runner, "list", "generators", "--format", "json")
     rows = json.loads(result.output)
@@ -135,12 +173,16 @@ def test_list_json_names_providers(runner):
     assert all(r["distribution"] == "p2pkit" for r in rows if r["name"] == "unet_256")
 
 
-def test_plugins_list_reports_a_broken_plugin(runner, tmp_path, monkeypatch, p2pkit_registry):
+def install_broken_plugin(tmp_path, monkeypatch):
     info = tmp_path / "p2pkit_bad-0.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: p2pkit-bad\nVersion: 0.3\n")
     (info / "entry_points.txt").write_text("[p2pkit.objectives]\nbad = p2pkit_bad_missing:make\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_plugins_list_reports_a_broken_plugin(runner, tmp_path, monkeypatch, p2pkit_registry):
+    install_broken_plugin(tmp_path, monkeypatch)
     result = invoke(runner, "plugins", "list", "--format", "json")
     payload = json.loads(result.output)
     failure = payload["failures"][0]
@@ -151,6 +193,12 @@ def test_plugins_list_reports_a_broken_plugin(runner, tmp_path, monkeypatch, p2p
     )
     assert "ModuleNotFoundError" in failure["error"]
     assert any(c["name"] == "unet_256" and c["status"] == "ok" for c in payload["components"])
+
+
+def test_env_lists_a_broken_plugin_for_bug_reports(runner, tmp_path, monkeypatch, p2pkit_registry):
+    install_broken_plugin(tmp_path, monkeypatch)
+    info = json.loads(invoke(runner, "env", "--format", "json").output)
+    assert any("p2pkit-bad" in f and "ModuleNotFoundError" in f for f in info["plugin_failures"])
 
 
 def test_env_reports_versions_and_device(runner):

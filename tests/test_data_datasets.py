@@ -146,7 +146,7 @@ def test_unknown_direction_is_a_config_error_naming_the_key(tmp_path: Path) -> N
 def test_mixed_sizes_without_resize_to_raise_an_error_saying_to_set_it(tmp_path: Path) -> None:
     save(tmp_path / "1.png", noise(8, 8))
     save(tmp_path / "2.png", noise(12, 10))
-    with pytest.raises(DataError, match="resize_to"):
+    with pytest.raises(DataError, match=r'data\.preprocess = "resize_and_crop".*resize_to=\('):
         single(tmp_path)
 
 

@@ -70,6 +70,22 @@ def test_several_samples_without_the_paper_protocol_is_a_user_error(trained_run)
     assert "--paper-protocol" in result.stderr
 
 
+def test_evaluate_scores_the_recipes_val_split_by_default(tiny_recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("P2PKIT_CACHE_DIR", str(tmp_path / "cache"))
+    text = tiny_recipe.read_text().replace(
+        'dataset = "aligned"', 'dataset = "aligned"\nval_split = "train"'
+    )
+    tiny_recipe.write_text(text)
+    result = invoke("train", "--config", tiny_recipe, "--out", tmp_path / "runs", "--no-progress")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    result = invoke("evaluate", run, "--fcn-score", "off", "--no-progress")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "eval-train" / "metrics.json").read_text())
+    assert metrics["split"] == "train" and metrics["images"] == 8
+    assert "eval-train" in result.output
+
+
 def test_report_rewrites_the_pages_of_a_run(trained_run):
     result = invoke("report", trained_run)
     assert result.exit_code == 0

@@ -201,3 +201,10 @@ def test_importing_p2pkit_does_not_import_torch_or_timm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_rejected_option_value_is_a_user_error_naming_the_component():
+    from p2pkit.errors import OptionValueError
+
+    with pytest.raises(OptionValueError, match="task 'inpainting': mask must be"):
+        p2pkit.create_task("inpainting", mask="square")

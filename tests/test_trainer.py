@@ -44,6 +44,17 @@ def test_a_run_folder_holds_recipe_log_samples_and_checkpoints(tiny_recipe, tmp_
     assert "torch" in env["versions"]
 
 
+def test_sample_grids_say_when_they_fall_back_to_training_images(tiny_recipe, tmp_path):
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    recipe = apply_overrides(load_recipe(tiny_recipe), ["data.val_split=missing"])
+    Trainer(recipe, tmp_path / "run", progress=False, console=console).fit()
+    text = console.export_text()
+    assert "sample grids show training images: data.val_split 'missing'" in text
+    assert (tmp_path / "run" / "samples").is_dir()
+
+
 def test_checkpoint_describes_the_networks_so_they_can_be_rebuilt(tiny_recipe, tmp_path):
     train(tiny_recipe, tmp_path / "run")
     _, meta = weights(tmp_path / "run")

@@ -44,11 +44,11 @@ class UserError(click.ClickException):
 
 
 def debug_enabled(ctx: click.Context | None) -> bool:
-    """Whether ``--debug`` (or P2PKIT_DEBUG=1) asks for tracebacks."""
+    """Whether ``--debug`` (or P2PKIT_DEBUG=1, true, yes or on) asks for tracebacks."""
     root = ctx.find_root() if ctx is not None else None
     if root is not None and isinstance(root.obj, dict) and root.obj.get("debug"):
         return True
-    return os.environ.get("P2PKIT_DEBUG", "") not in ("", "0")
+    return os.environ.get("P2PKIT_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class LazyGroup(click.Group):
@@ -80,7 +80,14 @@ class LazyGroup(click.Group):
             if debug_enabled(ctx):
                 raise
             raise UserError(str(exc)) from exc
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            # click's standalone mode would print "Aborted!" and exit 1; a shell
+            # expects 128 + SIGINT, and scripts around a sweep test for it.
+            if debug_enabled(ctx):
+                raise
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
             if debug_enabled(ctx):

@@ -48,7 +48,10 @@ def download_command(
 
 @data_group.command(
     "combine",
-    epilog="Example: p2pkit data combine llvip/train/A llvip/train/B data/llvip-aligned/train",
+    epilog=(
+        "Example: p2pkit data combine llvip/train/A llvip/train/B data/llvip-aligned/train "
+        "--resize 256"
+    ),
 )
 @click.argument("a_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("b_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))

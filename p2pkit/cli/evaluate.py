@@ -15,7 +15,10 @@ from p2pkit.cli.common import console, error_console
 def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``evaluate`` and ``sweep``."""
     options = [
-        click.option("--split", default="val", show_default=True, help="Split to score."),
+        click.option(
+            "--split",
+            help="Split to score (default: the recipe's data.val_split, e.g. val or test).",
+        ),
         click.option(
             "--paper-protocol",
             is_flag=True,
@@ -127,7 +130,8 @@ def evaluate_command(checkpoint: Path, data: Path | None, out: Path | None, **kw
         checkpoint, data, out, _settings(**kw), progress=progress, console=error_console()
     )
     _print_summary(result)
-    folder = Path(out) if out else Path(result["checkpoint"]).parent.parent / f"eval-{kw['split']}"
+    run_dir = Path(result["checkpoint"]).parent.parent
+    folder = Path(out) if out else run_dir / f"eval-{result['split']}"
     click.echo(f"metrics: {folder / 'metrics.json'}  page: {folder / 'index.html'}")
 
 

@@ -112,9 +112,16 @@ def plugins_list(fmt: str) -> None:
 @FORMAT
 def env_command(fmt: str) -> None:
     """Versions, device and plugins: paste this into a bug report."""
+    import warnings
+
     from p2pkit.engine.device import resolve_device
     from p2pkit.engine.trainer import environment_info
 
+    # Import every plugin so a broken one shows up below; its warning would repeat it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for kind in KINDS:
+            get_registry(kind).load_all()
     info = environment_info()
     info["default_device"] = str(resolve_device("auto"))
     if fmt == "json":

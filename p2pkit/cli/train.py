@@ -84,14 +84,24 @@ def start_training(
     trainer = Trainer(recipe, run_dir, resume=resume, progress=not no_progress, console=out_console)
     result = trainer.fit()
     if result.interrupted:
+        where = "" if out == Path("runs") else f" --out {out}"
         out_console.print(
-            f"resume with: p2pkit run recipe {recipe.name} --resume --name {run_dir.name}"
+            f"resume with: p2pkit run recipe {recipe.name} --resume --name {run_dir.name}{where}"
         )
 
 
 def _recipe_name(recipe_ref: str | Path) -> str:
+    """The run name a new run of ``recipe_ref`` gets: the TOML's ``name``, else its stem."""
+    from p2pkit.config import tomllib
+
     path = Path(recipe_ref)
-    return path.stem if path.suffix == ".toml" else str(recipe_ref)
+    if path.suffix != ".toml":
+        return str(recipe_ref)
+    try:
+        name = tomllib.loads(path.read_text()).get("name")
+    except (OSError, tomllib.TOMLDecodeError):
+        name = None
+    return name if isinstance(name, str) and name else path.stem
 
 
 @click.group("run")

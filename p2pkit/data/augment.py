@@ -131,7 +131,7 @@ class PairAugment(nn.Module):
             if height < self.crop_size[0] or width < self.crop_size[1]:
                 raise ConfigError(
                     f"images are {height}x{width}, smaller than data.crop_size {self.crop_size}; "
-                    "set data.min_size to the crop size, or use preprocess = resize_and_crop"
+                    'use larger images or data.preprocess = "resize_and_crop"'
                 )
             x = self.crop(x)
         elif self.preprocess == "resize":

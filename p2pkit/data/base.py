@@ -131,11 +131,11 @@ def check_options(
         raise ConfigError(f"data.direction must be 'AtoB' or 'BtoA', not {direction!r}")
     for name, count in zip(("in_channels", "out_channels"), channels, strict=False):
         if count not in (1, 3):
-            raise ConfigError(f"data.{name} must be 1 or 3, not {count!r}")
+            raise ConfigError(f"dataset option {name} must be 1 or 3, not {count!r}")
     if max_images is not None and max_images < 1:
         raise ConfigError(f"data.max_images must be a positive number or unset, not {max_images}")
     if min_size < 0:
-        raise ConfigError(f"data.min_size must be 0 or more, not {min_size}")
+        raise ConfigError(f"dataset option min_size must be 0 or more, not {min_size}")
 
 
 def load(

@@ -148,8 +148,8 @@ def _mixed_sizes_error(
     (h, w), _ = counts.most_common(1)[0]
     message = (
         f"{label}: the images come in {len(counts)} sizes (height x width: {'; '.join(parts)}"
-        f"{more}); set data.resize_to = [{h}, {w}] (or one number for square) to resize them "
-        "all as they load"
+        f'{more}); resize them as they load: in a recipe, data.preprocess = "resize_and_crop" '
+        f'or "resize" (to data.load_size), from Python the dataset\'s resize_to=({h}, {w})'
     )
     if problems:
         message += "\nThese files cannot be used either:\n" + listing([p.line() for p in problems])
@@ -208,7 +208,7 @@ def build(
     if target is not None and min(target) < min_size:
         raise DataError(
             f"{label}: resize_to {target[0]}x{target[1]} is smaller than min_size {min_size}; "
-            "raise data.resize_to or lower the crop size"
+            "in a recipe raise data.load_size to at least data.crop_size"
         )
     problems: dict[int, Problem] = {}
     with ThreadPoolExecutor(_workers()) as pool:
@@ -222,7 +222,8 @@ def build(
             problems[index] = Problem(
                 samples[index].path,
                 f"is {h}x{w} (height x width), smaller than the minimum {min_size} (min_size, "
-                "e.g. the crop size); use larger images, or set data.resize_to",
+                "e.g. the crop size); use larger images, or resize them as they load "
+                '(data.preprocess = "resize_and_crop" in a recipe, resize_to from Python)',
             )
         else:
             good.append((index, *scan))

@@ -35,8 +35,10 @@ def ensure_data(recipe: Recipe, *, progress: bool = True) -> None:
     """Check ``data.root`` exists; generate the synthetic set when the recipe asks for it.
 
     A recipe whose ``data.source`` is ``synth`` gets its dataset generated on first
-    use (deterministic from ``train.seed``), so the offline default needs no step
-    before it. Other missing data is an error that says how to get it.
+    use, so the offline default needs no step before it. Its dataset seed is always 0,
+    not ``train.seed``: runs that share the folder must see the same images whatever
+    their training seed (``p2pkit data synth --seed`` makes a different set). Other
+    missing data is an error that says how to get it.
     """
     root = Path(recipe.data.root) if recipe.data.root else None
     if root is not None and root.exists():

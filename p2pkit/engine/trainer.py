@@ -419,11 +419,19 @@ class Trainer:
     def _sample_batch(self) -> dict[str, Any]:
         if not hasattr(self, "_samples"):
             n = min(4, len(self.dataset))
+            split = self.recipe.data.val_split
             try:
-                val = self._load_split(self.recipe.data.val_split, n)
+                val = self._load_split(split, n)
                 source = val if len(val) else self.dataset
-            except p2pkit.P2PKitError:
-                source = self.dataset
+                reason = "it is empty"
+            except p2pkit.P2PKitError as exc:
+                source, reason = self.dataset, str(exc)
+            if source is self.dataset:
+                # Said once, so nobody mistakes training images for held-out results.
+                self.console.print(
+                    f"note: sample grids show training images: data.val_split '{split}' "
+                    f"cannot be used ({reason})"
+                )
             self._samples = source.batch(list(range(min(n, len(source)))))
             self._samples_max = source.max_value
         return self._samples

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ class EvaluationSettings:
     """How ``evaluate`` runs.
 
     Attributes:
-        split: sub-folder of the data root to translate and score.
+        split: sub-folder of the data root to translate and score; None takes the
+            recipe's ``data.val_split`` (``test`` for thermal2color, ``val`` elsewhere).
         protocol: ``eval`` or ``paper`` (dropout on, test-batch statistics, 3.3).
         samples: outputs drawn per input (needs the paper protocol when > 1); their
             spread is reported.
@@ -51,7 +52,7 @@ class EvaluationSettings:
             when given, FID and KID are computed (nothing is ever downloaded).
     """
 
-    split: str = "val"
+    split: str | None = None
     protocol: str = "eval"
     samples: int = 1
     batch_size: int = 8
@@ -210,6 +211,8 @@ def evaluate_checkpoint(
             "--paper-protocol (dropout on); add it"
         )
     model = load_trained(checkpoint, settings.device)
+    if settings.split is None:
+        settings = replace(settings, split=model.meta["recipe"]["data"].get("val_split", "val"))
     root = str(data_root or model.meta["recipe"]["data"].get("root") or "")
     if not root:
         raise ConfigError("no data folder: pass --data DIR")

@@ -176,7 +176,7 @@ def run_sweep(
         "recipe": base.name,
         "varies": list(varies),
         "overrides": list(overrides),
-        "split": settings.split,
+        "split": settings.split or base.data.val_split,
         "rows": rows,
         "ground_truth": ground_truth,
     }
