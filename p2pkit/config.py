@@ -56,7 +56,8 @@ class DataConfig:
         source: where the data comes from: a name for ``p2pkit data download``,
             ``synth`` for the generated toy set, or a short description.
         train_split: sub-folder used for training (the root itself if absent).
-        val_split: sub-folder used for samples, ``translate`` and ``evaluate``.
+        val_split: sub-folder used for the training sample grids and scored by
+            ``evaluate`` unless ``--split`` names another.
         direction: ``AtoB`` or ``BtoA``: which side is the network's input.
         load_size: images are resized to this before the random crop (286).
         crop_size: training crop (256); must be a multiple of the U-Net's size.
@@ -85,7 +86,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """The optimisation schedule (Algorithm 1, sections 3.3 and 6.2) and speed settings.
+    """The optimisation schedule (sections 3.3 and 6.2) and speed settings.
 
     Attributes:
         epochs: epochs at the initial learning rate.
@@ -130,7 +131,7 @@ class Recipe:
 
     Attributes:
         name: the recipe's name (also the default run name).
-        description: one line for ``p2pkit recipes show``.
+        description: one line for ``p2pkit recipes list``.
         paper: the paper's section, figure or table the recipe follows.
         task: how inputs and targets are made from the images (``translation``,
             ``colorization``, ``inpainting``).

@@ -324,9 +324,11 @@ def translate_images(
     Args:
         generator: as for :func:`translate_tensor`.
         images: float tensors (Cin, H, W) in [-1, 1], sizes may differ.
-        multiple, tile, overlap, batch_size, autocast_dtype: as for
-            :func:`translate_tensor`; ``batch_size`` images of one size share a
-            forward pass.
+        multiple: as for :func:`translate_tensor`.
+        tile: as for :func:`translate_tensor`.
+        overlap: as for :func:`translate_tensor`.
+        batch_size: images of one size that share a forward pass.
+        autocast_dtype: as for :func:`translate_tensor`.
 
     Returns:
         One float (Cout, H, W) tensor per image, in the order of ``images``.

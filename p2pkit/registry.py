@@ -5,8 +5,9 @@ objectives, datasets, tasks, recipes, metrics, segmenters). Components come from
 two places:
 
 * Python entry points in the group ``p2pkit.<kind>`` (for example
-  ``p2pkit.generators``), read with the standard library's
-  :func:`importlib.metadata.entry_points`. p2pkit's own built-ins are declared in
+  ``p2pkit.generators``), read with the standard library's :mod:`importlib.metadata`
+  (each installed distribution's ``entry_points``, first copy on ``sys.path`` wins, as
+  :func:`importlib.metadata.entry_points` does). p2pkit's own built-ins are declared in
   its ``pyproject.toml`` the same way, so they are plugins like any other.
 * :meth:`Registry.register`, a decorator for code living in the running process
   (notebooks, tests, a training script).

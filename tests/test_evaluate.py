@@ -142,3 +142,11 @@ def test_fid_and_kid_from_a_local_weights_file(trained_run, tmp_path):
     assert result.exit_code == 0, result.output
     fid = json.loads((trained_run / "eval-val" / "metrics.json").read_text())["fid"]
     assert fid["n"] == 2 and fid["fid"] >= 0 and "kid_mean" in fid
+
+
+def test_an_unknown_segmenter_is_a_one_line_error_naming_it(trained_run):
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(trained_run), "--fcn-score", "on", "--segmenter", "nope"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "nope" in result.stderr and "fcn_small" in result.stderr

@@ -1,4 +1,4 @@
-"""The training engine: Algorithm 1, schedules, checkpoints and bit-exact resume."""
+"""The training engine: the D-then-G alternation, schedules, checkpoints and bit-exact resume."""
 
 from __future__ import annotations
 

@@ -44,6 +44,12 @@ def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help='Label colours as JSON, e.g. "[[0,0,255],[255,0,0]]" (default: found from data).',
         ),
         click.option(
+            "--segmenter",
+            default="fcn_small",
+            show_default=True,
+            help="Registered segmenter for the FCN-score (see `p2pkit list segmenters`).",
+        ),
+        click.option(
             "--segmenter-steps",
             default=1500,
             show_default=True,
@@ -85,6 +91,7 @@ def _settings(**kw: Any) -> Any:
         batch_size=kw["batch_size"],
         fcn=kw["fcn"],
         palette=palette,
+        segmenter=kw["segmenter"],
         segmenter_steps=kw["segmenter_steps"],
         max_images=kw["max_images"],
         device=kw["device"],

@@ -1,4 +1,4 @@
-"""The training loop: Algorithm 1 of the paper with the choices of sections 3.3 and 6.2.
+"""The training loop of section 3.3 (Goodfellow et al.'s alternation) with the choices of 6.2.
 
 Per iteration, one gradient step on the discriminator, then one on the generator,
 both with Adam (lr 2e-4, betas (0.5, 0.999)); the learning rate stays constant for
@@ -383,7 +383,7 @@ class Trainer:
         return x, y
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One iteration of Algorithm 1: a D step, then a G step.
+        """One iteration: a D step, then a G step (section 3.3).
 
         Args:
             x: inputs (N, in_channels, H, W) in [-1, 1].

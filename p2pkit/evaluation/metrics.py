@@ -7,7 +7,7 @@ this module:
 * per-image metrics ``l1``, ``psnr`` and ``ssim``: plain functions ``fn(fake, real) -> (N,)``
   that can be registered as components of the ``p2pkit.metrics`` entry-point group;
 * :class:`ColorHistogramIntersection`, the colour-distribution analysis of the paper's section 4.2
-  (Figure 7 and Table 5): marginal histograms of L, a and b over a whole evaluation set, compared
+  (Figure 7): marginal histograms of L, a and b over a whole evaluation set, compared
   by histogram intersection;
 * :class:`MetricSet`, which runs several per-image metrics over batches, remembers each image's
   name and value, and summarises them as a JSON-ready dict.
@@ -169,7 +169,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {"l1": False, "psnr": True, "ssim": True}
 
 
 class ColorHistogramIntersection:
-    """Colour-distribution similarity of two image sets (paper section 4.2, Figure 7, Table 5).
+    """Colour-distribution similarity of two image sets (paper section 4.2, Figure 7).
 
     The paper compares the marginal distributions of the L, a and b channels of the generated and
     the real images over the whole test set and scores them by histogram intersection. This
@@ -296,7 +296,7 @@ class MetricSet:
     Raises:
         RegistryError: for a metric name that no installed plugin provides.
 
-    Example:
+    Examples:
         >>> ms = MetricSet(["l1", "psnr"])
         >>> ms.update(fake, real, names=["1.jpg", "2.jpg"])  # doctest: +SKIP
         >>> ms.to_dict()["aggregate"]["psnr"]["mean"]  # doctest: +SKIP

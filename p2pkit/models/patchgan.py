@@ -1,4 +1,4 @@
-"""PatchGAN discriminators (section 2.2, appendix 6.1.2, Table 3).
+"""PatchGAN discriminators (section 3.2.2, appendix 6.1.2, Table 3).
 
 A PatchGAN classifies each N x N patch of an image as real or fake and is run
 convolutionally across the image; the paper compares N = 1 ("PixelGAN"), 16, 70
