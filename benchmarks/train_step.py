@@ -8,8 +8,8 @@ machine; quote medians, not single runs.
     python benchmarks/train_step.py --settings fp32 bf16 bf16+cl --iters 10 --repeats 5
     python benchmarks/train_step.py --inference --settings fp32 bf16
 
-A setting is a precision (fp32, bf16, fp16) with optional ``+cl`` (channels_last)
-and ``+compile``.
+A setting is a precision (fp32, bf16, fp16) with optional ``+cl`` (channels_last),
+``+compile`` and ``+ema`` (a moving average of the generator, ``train.ema_decay``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch
 import p2pkit
 from p2pkit.engine.allocator import tune_allocator
 from p2pkit.engine.device import SpeedSettings, resolve_device
+from p2pkit.engine.ema import make_generator_ema
 from p2pkit.engine.trainer import Trainer, make_adam
 from p2pkit.models import layers
 
@@ -45,6 +46,8 @@ def make_trainer(
     trainer.opt_D = adam(trainer.D.parameters(), 2e-4, (0.5, 0.999))
     trainer.scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
     trainer.G_step = torch.compile(trainer.G) if speed.compile else trainer.G
+    trainer.G_ema = make_generator_ema(trainer.G, 0.999) if "ema" in parts else None
+    trainer.iteration = 10_000  # past the EMA's warm-up, so every step averages
     trainer.D_step = torch.compile(trainer.D) if speed.compile else trainer.D
     return trainer
 

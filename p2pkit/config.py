@@ -105,6 +105,13 @@ class TrainConfig:
         keep_last: step checkpoints kept on disk (older ones are pruned).
         max_iterations: stop after this many iterations in total (0: no limit); for
             quick checks.
+        ema_decay: keep an exponential moving average of the generator's weights
+            with this decay (``timm.utils.ModelEmaV3``; 0 turns it off, 0.999 is
+            usual). Checkpoints then hold ``generator_ema`` as well, and sample
+            grids, ``translate`` and ``evaluate`` use it. Not in the paper.
+        ema_warmup: ramp the decay up from 0 over the first iterations (decay at
+            step t is ``1 - (1 + t) ** -0.75``, capped at ``ema_decay``), so short
+            runs do not average in the random initial weights.
     """
 
     epochs: int = 100
@@ -123,6 +130,8 @@ class TrainConfig:
     save_every: int = 5
     keep_last: int = 3
     max_iterations: int = 0
+    ema_decay: float = 0.0
+    ema_warmup: bool = True
 
 
 @dataclass
@@ -443,6 +452,11 @@ def validate(recipe: Recipe, *, origin: str = "recipe") -> None:
         raise ConfigError(f"{origin}: train.batch_size must be at least 1")
     if train.epochs + train.epochs_decay < 1:
         raise ConfigError(f"{origin}: train.epochs + train.epochs_decay must be at least 1")
+    if not 0.0 <= train.ema_decay < 1.0:
+        raise ConfigError(
+            f"{origin}: train.ema_decay must be in [0, 1) (0 turns the EMA off; 0.999 is "
+            f"usual), not {train.ema_decay}"
+        )
 
 
 def load_toml(path: Path) -> dict[str, Any]:

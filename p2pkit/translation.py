@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from p2pkit.errors import DataError
+from p2pkit.errors import ConfigError, DataError
 from p2pkit.registry import get_registry
 
 LAYOUTS = ("single", "aligned")
@@ -30,6 +30,9 @@ class TrainedModel:
         task: the task component (makes inputs, turns outputs into images).
         meta: the checkpoint's metadata.
         checkpoint: the checkpoint folder.
+        device: where ``generator`` runs.
+        weights: ``"ema"`` when the generator holds the moving average of its
+            weights (``train.ema_decay``), ``"raw"`` for the trained weights.
     """
 
     generator: nn.Module
@@ -37,6 +40,7 @@ class TrainedModel:
     meta: dict[str, Any]
     checkpoint: Path
     device: torch.device
+    weights: str = "raw"
 
     @property
     def direction(self) -> str:
@@ -47,22 +51,54 @@ class TrainedModel:
         return int(self.meta.get("data", {}).get("crop_size", 256))
 
 
-def load_trained(checkpoint: str | Path, device: str = "auto") -> TrainedModel:
-    """Rebuild the generator and task recorded in ``checkpoint`` (run or step folder)."""
+WEIGHTS = ("auto", "ema", "raw")
+INIT_ONLY_OPTIONS = ("pretrained_path",)
+
+
+def load_trained(
+    checkpoint: str | Path, device: str = "auto", weights: str = "auto"
+) -> TrainedModel:
+    """Rebuild the generator and task recorded in ``checkpoint`` (run or step folder).
+
+    Args:
+        checkpoint: a run folder (its latest checkpoint) or a checkpoint folder.
+        device: ``auto``, ``cpu``, ``cuda``...
+        weights: ``auto`` takes the moving average of the generator's weights when
+            the run kept one (``train.ema_decay > 0``) and the trained weights
+            otherwise; ``ema`` and ``raw`` choose explicitly.
+
+    Raises:
+        ConfigError: ``weights="ema"`` for a run that kept no average.
+        CheckpointError: the checkpoint is missing, damaged or does not fit.
+    """
     from p2pkit.engine.allocator import tune_allocator
     from p2pkit.engine.checkpoint import load_checkpoint
     from p2pkit.engine.device import resolve_device
 
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     tune_allocator()
     ckpt = load_checkpoint(checkpoint)
+    has_ema = "generator_ema" in (ckpt.meta.get("modules") or {})
+    if weights == "ema" and not has_ema:
+        raise ConfigError(
+            f"checkpoint {ckpt.path} holds no EMA weights (the run had train.ema_decay = 0); "
+            "use --weights raw"
+        )
+    chosen = "ema" if has_ema and weights != "raw" else "raw"
     spec = ckpt.meta["networks"]["generator"]
-    G = get_registry("generators").create(spec["name"], **spec["options"])
-    ckpt.load_module("generator", G, expected_options=spec["options"])
+    # The checkpoint holds every weight, so a file that only initialised the
+    # network for training (a pretrained backbone) is not read again, and need
+    # not exist on this machine.
+    options = {k: v for k, v in spec["options"].items() if k not in INIT_ONLY_OPTIONS}
+    G = get_registry("generators").create(spec["name"], **options)
+    module = "generator_ema" if chosen == "ema" else "generator"
+    ckpt.load_module(module, G, expected_options=spec["options"])
     task_spec = ckpt.meta["task"]
     task = get_registry("tasks").create(task_spec["name"], **task_spec["options"])
     dev = resolve_device(device)
     G.to(dev).eval()
-    return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev)
+    return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev, chosen)
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from rich.console import Console
 
 
@@ -13,3 +16,18 @@ def console() -> Console:
 def error_console() -> Console:
     """Console for warnings and progress that must not mix with data on stdout."""
     return Console(stderr=True, highlight=False)
+
+
+def weights_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--weights auto|ema|raw``, shared by ``translate``, ``evaluate`` and ``sweep``."""
+    import click
+
+    return click.option(
+        "--weights",
+        type=click.Choice(["auto", "ema", "raw"]),
+        default="auto",
+        show_default=True,
+        help="Generator weights to use: auto takes the moving average of the weights when "
+        "the run kept one (train.ema_decay > 0), else the trained weights; ema and raw "
+        "choose explicitly.",
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from p2pkit.cli.common import console, error_console
+from p2pkit.cli.common import console, error_console, weights_option
 
 
 def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -24,6 +24,7 @@ def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="Dropout on and test-batch BatchNorm statistics (section 3.3).",
         ),
+        weights_option(),
         click.option(
             "--samples",
             default=1,
@@ -87,6 +88,7 @@ def _settings(**kw: Any) -> Any:
     return EvaluationSettings(
         split=kw["split"],
         protocol="paper" if kw["paper_protocol"] else "eval",
+        weights=kw["weights"],
         samples=kw["samples"],
         batch_size=kw["batch_size"],
         fcn=kw["fcn"],

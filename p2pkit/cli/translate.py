@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from p2pkit.cli.common import error_console
+from p2pkit.cli.common import error_console, weights_option
 
 
 @click.command(
@@ -55,6 +55,7 @@ from p2pkit.cli.common import error_console
     "uses the statistics of the test batch, so outputs vary slightly from run to run. "
     "Default: the usual eval mode (no dropout, running statistics), which is deterministic.",
 )
+@weights_option()
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option(
     "--save-triplets",
@@ -71,6 +72,7 @@ def translate_command(
     tile: int | None,
     overlap: int,
     paper_protocol: bool,
+    weights: str,
     device: str,
     save_triplets: bool,
 ) -> None:
@@ -87,7 +89,7 @@ def translate_command(
     from p2pkit.engine.logging import save_grid
     from p2pkit.translation import expand_inputs, load_trained, translate_files
 
-    model = load_trained(checkpoint, device)
+    model = load_trained(checkpoint, device, weights)
     files = expand_inputs(list(inputs))
     out.mkdir(parents=True, exist_ok=True)
     protocol = "paper" if paper_protocol else "eval"

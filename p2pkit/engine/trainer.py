@@ -211,6 +211,11 @@ class Trainer:
         device = self.speed.device
         memory_format = torch.channels_last if self.speed.channels_last else torch.preserve_format
         self.G.to(device, memory_format=memory_format)
+        self.G_ema = None
+        if train.ema_decay > 0:
+            from p2pkit.engine.ema import make_generator_ema
+
+            self.G_ema = make_generator_ema(self.G, train.ema_decay, warmup=train.ema_warmup)
         self.objective.to(device)
         betas = (train.beta1, train.beta2)
         self.opt_G = make_adam(self.G.parameters(), train.lr, betas)
@@ -269,9 +274,16 @@ class Trainer:
     # ------------------------------------------------------------ checkpointing
     def _modules(self) -> dict[str, nn.Module]:
         mods = {"generator": self.G}
+        if self.G_ema is not None:
+            mods["generator_ema"] = self.G_ema.module
         if self.D is not None:
             mods["discriminator"] = self.D
         return mods
+
+    @property
+    def sample_generator(self) -> nn.Module:
+        """The network that sample grids show: the EMA weights when they are kept."""
+        return self.G if self.G_ema is None else self.G_ema.module
 
     def _meta(self) -> dict[str, Any]:
         recipe = self.recipe
@@ -281,6 +293,8 @@ class Trainer:
             "out_channels": self.task.out_channels,
         }
         nets: dict[str, Any] = {"generator": {"name": recipe.generator.name, "options": G_options}}
+        if self.G_ema is not None:
+            nets["generator_ema"] = nets["generator"]
         if self.D is not None:
             nets["discriminator"] = {
                 "name": recipe.discriminator.name,
@@ -338,7 +352,13 @@ class Trainer:
 
         ckpt = load_checkpoint(self.run_dir)
         built = self._meta()["networks"]
-        for name, module in self._modules().items():
+        modules = self._modules()
+        if "generator_ema" in modules and "generator_ema" not in ckpt.meta.get("modules", {}):
+            # The EMA was switched on for the resumed part: it starts from the
+            # restored generator, as it would have at step 0.
+            ema = modules.pop("generator_ema")
+            ckpt.load_module("generator", ema, expected_options=built["generator"]["options"])
+        for name, module in modules.items():
             # The options this run built the network with: a --set that changed one
             # since the checkpoint is named in the error instead of a state_dict wall.
             ckpt.load_module(name, module, expected_options=built[name]["options"])
@@ -412,6 +432,8 @@ class Trainer:
         self.scaler.scale(g.total).backward()
         self.scaler.step(self.opt_G)
         self.scaler.update()
+        if self.G_ema is not None:
+            self.G_ema.update(self.G, step=self.iteration + 1)
         terms.update(g.terms)
         return terms
 
@@ -445,8 +467,9 @@ class Trainer:
         state = torch.get_rng_state()  # samples must not perturb the training RNG
         try:
             x, y = self._prepare(batch, self.eval_augment)
-            with inference_protocol(self.G, "eval"), self.speed.autocast():
-                fake = self.G(x).float()
+            G = self.sample_generator
+            with inference_protocol(G, "eval"), self.speed.autocast():
+                fake = G(x).float()
         finally:
             torch.set_rng_state(state)
         x_rgb, fake_rgb = self.task.to_rgb(x.float(), fake)
@@ -487,8 +510,9 @@ class Trainer:
             total_iterations = min(total_iterations, train.max_iterations)
         self.console.print(
             f"training {self.recipe.name}: {len(self.dataset)} images, {total_epochs} epochs "
-            f"({batches_per_epoch} iterations each), {self.speed.describe()}; run folder "
-            f"{self.run_dir}"
+            f"({batches_per_epoch} iterations each), {self.speed.describe()}"
+            + (f", generator EMA {train.ema_decay}" if self.G_ema is not None else "")
+            + f"; run folder {self.run_dir}"
         )
         previous_handler = self._install_interrupt_handler()
         started = time.perf_counter()

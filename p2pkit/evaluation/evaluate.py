@@ -38,6 +38,8 @@ class EvaluationSettings:
         split: sub-folder of the data root to translate and score; None takes the
             recipe's ``data.val_split`` (``test`` for thermal2color, ``val`` elsewhere).
         protocol: ``eval`` or ``paper`` (dropout on, test-batch statistics, 3.3).
+        weights: ``auto`` (the generator's moving average when the run kept one),
+            ``ema`` or ``raw``; see :func:`p2pkit.translation.load_trained`.
         samples: outputs drawn per input (needs the paper protocol when > 1); their
             spread is reported.
         batch_size: images per forward pass.
@@ -54,6 +56,7 @@ class EvaluationSettings:
 
     split: str | None = None
     protocol: str = "eval"
+    weights: str = "auto"
     samples: int = 1
     batch_size: int = 8
     fcn: str = "auto"
@@ -210,7 +213,7 @@ def evaluate_checkpoint(
             "--samples > 1 draws several outputs per input, which differ only under "
             "--paper-protocol (dropout on); add it"
         )
-    model = load_trained(checkpoint, settings.device)
+    model = load_trained(checkpoint, settings.device, settings.weights)
     if settings.split is None:
         settings = replace(settings, split=model.meta["recipe"]["data"].get("val_split", "val"))
     root = str(data_root or model.meta["recipe"]["data"].get("root") or "")
@@ -287,6 +290,7 @@ def evaluate_checkpoint(
         "split": settings.split,
         "images": len(rows),
         "protocol": settings.protocol,
+        "weights": model.weights,
         "samples": settings.samples,
         "seconds": round(seconds, 2),
         "aggregate": metric_set.aggregate(),
@@ -336,6 +340,7 @@ def write_evaluation_report(
         "checkpoint sha256": result.get("checkpoint_sha256") or "",
         "data": f"{result['data']} ({result['split']}, {result['images']} images)",
         "protocol": result["protocol"],
+        "generator weights": result.get("weights", "raw"),
         "p2pkit": result["p2pkit_version"],
     }
     recipe = result.get("recipe") or {}
