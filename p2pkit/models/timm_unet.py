@@ -174,20 +174,4 @@ class TimmUNet(nn.Module):
         return self.head(h)
 
 
-def timm_unet(
-    backbone: str = "resnet18",
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ngf: int = 32,
-    norm: str = "batch",
-    dropout: float = 0.5,
-    dropout_layers: int = 2,
-    pretrained_path: str = "",
-) -> TimmUNet:
-    """U-Net with a timm backbone encoder; inputs are multiples of its largest stride."""
-    return TimmUNet(
-        backbone, in_channels, out_channels, ngf, norm, dropout, dropout_layers, pretrained_path
-    )
-
-
-__all__ = ["TimmUNet", "timm_unet"]
+__all__ = ["TimmUNet"]
