@@ -71,6 +71,27 @@ def test_a_missing_weights_file_or_unknown_backbone_is_a_one_line_error(tmp_path
         p2pkit.create_generator("timm_unet", backbone="resnet181")
 
 
+def test_a_corrupt_or_mismatched_weights_file_is_blamed_by_name(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    with pytest.raises(ConfigError) as info:
+        p2pkit.create_generator("timm_unet", backbone=BACKBONE, pretrained_path=str(corrupt))
+    message = str(info.value)
+    assert message.startswith(f"generator.pretrained_path: cannot load {corrupt}")
+    assert "\n" not in message
+
+    other = tmp_path / "other.safetensors"
+    save_file(timm.create_model(BACKBONE).state_dict(), str(other))
+    with pytest.raises(ConfigError) as info:
+        p2pkit.create_generator("timm_unet", backbone="resnet18", pretrained_path=str(other))
+    message = str(info.value)
+    assert message.startswith(f"generator.pretrained_path: cannot load {other} into timm's")
+    assert "size mismatch" in message and "\n" not in message
+
+
 def test_listing_generators_does_not_import_timm():
     code = (
         "import sys, p2pkit\n"

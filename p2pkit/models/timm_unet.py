@@ -83,15 +83,35 @@ def _create_backbone(
         )
     try:
         net = timm.create_model(backbone, **kwargs)
-    except ConfigError:
-        raise
-    except Exception as exc:  # timm raises several types for models without features
-        raise ConfigError(
-            f"generator.backbone: timm cannot build '{backbone}' as a feature extractor "
-            f"with {in_channels} input channel(s) ({type(exc).__name__}: {exc})"
-        ) from None
+    except Exception as exc:  # timm raises several types, for the model and for the file
+        raise _backbone_error(backbone, in_channels, pretrained_path, exc) from None
     info = net.feature_info
     return net, list(info.reduction()), list(info.channels())
+
+
+def _backbone_error(
+    backbone: str, in_channels: int, pretrained_path: str, exc: Exception
+) -> ConfigError:
+    """One line that blames the weights file or the backbone, whichever failed."""
+    import timm
+
+    # Two lines keep a state_dict error's first mismatch, in one line of output.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = " ".join([f"{type(exc).__name__}:", *lines[:2]])
+    if pretrained_path:
+        try:  # only on this failure path: does the backbone build without the file?
+            timm.create_model(backbone, features_only=True, in_chans=in_channels)
+        except Exception:
+            pass
+        else:
+            return ConfigError(
+                f"generator.pretrained_path: cannot load {pretrained_path} into timm's "
+                f"'{backbone}' ({reason}); give a state dict saved from that model"
+            )
+    return ConfigError(
+        f"generator.backbone: timm cannot build '{backbone}' as a feature extractor "
+        f"with {in_channels} input channel(s) ({reason})"
+    )
 
 
 class TimmUNet(nn.Module):
