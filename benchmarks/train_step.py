@@ -49,6 +49,7 @@ def make_trainer(
     trainer.G_ema = make_generator_ema(trainer.G, 0.999) if "ema" in parts else None
     trainer.iteration = 10_000  # past the EMA's warm-up, so every step averages
     trainer.D_step = torch.compile(trainer.D) if speed.compile else trainer.D
+    trainer.D_for_G = trainer.D_step
     return trainer
 
 

@@ -102,6 +102,10 @@ class TrainConfig:
         log_every: iterations between loss-history rows.
         sample_every: iterations between sample grids (0: only at epoch ends).
         save_every: epochs between checkpoints (the last epoch is always saved).
+        save_every_minutes: also save when this many minutes have passed since the
+            last checkpoint (0: off), so a run killed at any moment loses at most
+            that much work; 30 by default.
+        save_every_iterations: also save every this many iterations (0: off).
         keep_last: step checkpoints kept on disk (older ones are pruned).
         max_iterations: stop after this many iterations in total (0: no limit); for
             quick checks.
@@ -112,6 +116,14 @@ class TrainConfig:
         ema_warmup: ramp the decay up from 0 over the first iterations (decay at
             step t is ``1 - (1 + t) ** -0.75``, capped at ``ema_decay``), so short
             runs do not average in the random initial weights.
+        dist_backend: ``torch.distributed`` backend when the run is started by
+            torchrun or ``--nproc``: ``auto`` (``nccl`` on CUDA, ``gloo`` on CPUs),
+            ``nccl``, ``gloo``, ``mpi`` or ``xccl``.
+        dist_timeout_minutes: how long a process waits for the others at a
+            collective before the job fails (a process that hangs or dies stops the
+            job within this time instead of freezing it).
+        tensorboard: also write TensorBoard event files to ``RUN/tensorboard``
+            (needs ``pip install "p2pkit[tensorboard]"``).
     """
 
     epochs: int = 100
@@ -132,6 +144,11 @@ class TrainConfig:
     max_iterations: int = 0
     ema_decay: float = 0.0
     ema_warmup: bool = True
+    save_every_minutes: float = 30.0
+    save_every_iterations: int = 0
+    dist_backend: str = "auto"
+    dist_timeout_minutes: float = 10.0
+    tensorboard: bool = False
 
 
 @dataclass
@@ -181,6 +198,7 @@ _CHOICES = {
     "train.precision": PRECISIONS,
     "train.channels_last": SWITCHES,
     "train.compile": SWITCHES,
+    "train.dist_backend": ("auto", "nccl", "gloo", "mpi", "xccl"),
 }
 
 
@@ -445,9 +463,19 @@ def validate(recipe: Recipe, *, origin: str = "recipe") -> None:
             f"{origin}: data.load_size ({data.load_size}) is smaller than data.crop_size "
             f"({data.crop_size}); the random crop needs load_size >= crop_size"
         )
-    for key in ("epochs", "epochs_decay", "max_iterations", "log_every", "sample_every"):
+    for key in (
+        "epochs",
+        "epochs_decay",
+        "max_iterations",
+        "log_every",
+        "sample_every",
+        "save_every_minutes",
+        "save_every_iterations",
+    ):
         if getattr(train, key) < 0:
             raise ConfigError(f"{origin}: train.{key} must be >= 0")
+    if train.dist_timeout_minutes <= 0:
+        raise ConfigError(f"{origin}: train.dist_timeout_minutes must be positive")
     if train.batch_size < 1:
         raise ConfigError(f"{origin}: train.batch_size must be at least 1")
     if train.epochs + train.epochs_decay < 1:

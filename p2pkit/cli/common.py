@@ -9,8 +9,12 @@ from rich.console import Console
 
 
 def console() -> Console:
-    """Console for normal output (stdout)."""
-    return Console(highlight=False)
+    """Console for normal output (stdout).
+
+    Lines are never broken at the console's width: a log file (where rich assumes
+    80 columns) keeps one message per line.
+    """
+    return Console(highlight=False, soft_wrap=True)
 
 
 def error_console() -> Console:

@@ -42,7 +42,20 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--print-config", is_flag=True, help="Print the resolved recipe as TOML and exit."
         ),
-        click.option("--no-progress", is_flag=True, help="No live progress display."),
+        click.option(
+            "--no-progress",
+            is_flag=True,
+            help="No live progress display: one plain line per train.log_every iterations.",
+        ),
+        click.option(
+            "--nproc",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="Train with N processes on this machine (one per GPU; gloo on CPUs), "
+            "started by torch's elastic launcher as `torchrun --standalone "
+            "--nproc_per_node=N` would.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -50,6 +63,7 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def start_training(
+    command: list[str],
     recipe_ref: str | Path,
     overrides: tuple[str, ...],
     data_root: Path | None,
@@ -58,36 +72,149 @@ def start_training(
     resume: bool,
     print_config: bool,
     no_progress: bool,
+    nproc: int | None,
 ) -> None:
-    """Resolve the recipe, pick the run folder and train."""
+    """Resolve the recipe, pick the run folder and train (in this process or N of them).
+
+    Args:
+        command: the command line that names the recipe (``["run", "recipe", NAME]``
+            or ``["train", "--config", FILE]``), for ``--nproc`` to hand to its workers.
+    """
     from p2pkit.config import recipe_to_toml
-    from p2pkit.engine.runs import ensure_data, next_run_dir, resolve_recipe
+    from p2pkit.engine.distributed import launched_by_torchrun
     from p2pkit.errors import ConfigError
 
-    if resume:
-        from p2pkit.engine.trainer import load_run_recipe
+    if nproc is not None and not print_config:
+        if launched_by_torchrun():
+            raise ConfigError(
+                "--nproc starts its own processes; under torchrun leave it out and use "
+                "torchrun's --nproc_per_node"
+            )
+        # Checked here, once, so a bad recipe is one line and not one per worker.
+        from p2pkit.engine.device import resolve_device
+        from p2pkit.engine.trainer import check_syncbatch
 
-        run_dir = out / (name or _recipe_name(recipe_ref))
-        recipe = resolve_recipe(load_run_recipe(run_dir), overrides, data_root)
-    else:
-        recipe = resolve_recipe(recipe_ref, overrides, data_root)
-        run_dir = next_run_dir(out, name or recipe.name)
+        recipe, _ = _resolve(recipe_ref, overrides, data_root, out, name, resume)
+        check_syncbatch(recipe, resolve_device(recipe.train.device))
+        args = _worker_args(command, overrides, data_root, out, name, resume, no_progress)
+        _launch(nproc, args)
+        return
     if print_config:
+        recipe, _ = _resolve(recipe_ref, overrides, data_root, out, name, resume)
         click.echo(recipe_to_toml(recipe), nl=False)
         return
-    if resume and not (run_dir / "checkpoints").is_dir():
-        raise ConfigError(f"{run_dir} has no checkpoints to resume; drop --resume to start it")
-    ensure_data(recipe, progress=not no_progress)
-    from p2pkit.engine.trainer import Trainer
+    _train(recipe_ref, overrides, data_root, out, name, resume, no_progress)
 
-    out_console = console()
-    trainer = Trainer(recipe, run_dir, resume=resume, progress=not no_progress, console=out_console)
-    result = trainer.fit()
+
+def _resolve(
+    recipe_ref: str | Path,
+    overrides: tuple[str, ...],
+    data_root: Path | None,
+    out: Path,
+    name: str | None,
+    resume: bool,
+) -> tuple[Any, Path | None]:
+    """The recipe to train and, when resuming, the run folder (None for a new run)."""
+    from p2pkit.engine.runs import resolve_recipe
+    from p2pkit.engine.trainer import load_run_recipe
+
+    if resume:
+        run_dir = out / (name or _recipe_name(recipe_ref))
+        return resolve_recipe(load_run_recipe(run_dir), overrides, data_root), run_dir
+    return resolve_recipe(recipe_ref, overrides, data_root), None
+
+
+def _train(
+    recipe_ref: str | Path,
+    overrides: tuple[str, ...],
+    data_root: Path | None,
+    out: Path,
+    name: str | None,
+    resume: bool,
+    no_progress: bool,
+) -> None:
+    """Train in this process, which may be one of a torchrun job's workers."""
+    from rich.console import Console
+
+    from p2pkit.engine.device import resolve_device
+    from p2pkit.engine.distributed import (
+        init_distributed,
+        main_process_first,
+        shutdown_distributed,
+    )
+    from p2pkit.engine.runs import ensure_data, next_run_dir
+    from p2pkit.engine.trainer import EXIT_PREEMPTED, Trainer
+    from p2pkit.errors import ConfigError
+
+    recipe, run_dir = _resolve(recipe_ref, overrides, data_root, out, name, resume)
+    train = recipe.train
+    ctx, _ = init_distributed(
+        resolve_device(train.device), train.dist_backend, train.dist_timeout_minutes
+    )
+    try:
+        if run_dir is None:
+            # Rank 0 picks the folder, so that every process writes to the same one.
+            run_dir = ctx.broadcast_object(
+                next_run_dir(out, name or recipe.name) if ctx.is_main else None
+            )
+        if resume and not (run_dir / "checkpoints").is_dir():
+            raise ConfigError(f"{run_dir} has no checkpoints to resume; drop --resume to start it")
+        with main_process_first(ctx):
+            if ctx.is_main:
+                ensure_data(recipe, progress=not no_progress)
+        out_console = console() if ctx.is_main else Console(quiet=True)
+        trainer = Trainer(
+            recipe, run_dir, resume=resume, progress=not no_progress, console=out_console, dist=ctx
+        )
+        result = trainer.fit()
+    finally:
+        shutdown_distributed()
     if result.interrupted:
         where = "" if out == Path("runs") else f" --out {out}"
+        launcher = " (started the same way, e.g. by the same torchrun line)" if ctx.enabled else ""
         out_console.print(
-            f"resume with: p2pkit run recipe {recipe.name} --resume --name {run_dir.name}{where}"
+            f"resume with: p2pkit run recipe {recipe.name} --resume --name {run_dir.name}"
+            f"{where}{launcher}"
         )
+    if result.stop_signal == "SIGTERM":
+        raise click.exceptions.Exit(EXIT_PREEMPTED)
+
+
+def _worker_args(
+    command: list[str],
+    overrides: tuple[str, ...],
+    data_root: Path | None,
+    out: Path,
+    name: str | None,
+    resume: bool,
+    no_progress: bool,
+) -> list[str]:
+    """The command line each ``--nproc`` worker runs: this one without ``--nproc``."""
+    from p2pkit.cli import debug_enabled
+
+    args = ["--debug"] if debug_enabled(click.get_current_context(silent=True)) else []
+    args += command
+    for override in overrides:
+        args += ["--set", override]
+    if data_root is not None:
+        args += ["--data-root", str(data_root)]
+    args += ["--out", str(out)]
+    if name:
+        args += ["--name", name]
+    if resume:
+        args.append("--resume")
+    if no_progress:
+        args.append("--no-progress")
+    return args
+
+
+def _launch(nproc: int, args: list[str]) -> None:
+    from p2pkit.engine.distributed import launch
+
+    code = launch(nproc, args)
+    if code:
+        # The failing worker has already said why on stderr.
+        raise click.exceptions.Exit(code)
 
 
 def _recipe_name(recipe_ref: str | Path) -> str:
@@ -115,14 +242,16 @@ def run_group() -> None:
         "Examples:\n\n"
         "  p2pkit run recipe synth-facades\n\n"
         "  p2pkit run recipe facades --data-root ../shared/datasets/facades "
-        "--set train.epochs=5"
+        "--set train.epochs=5\n\n"
+        "  p2pkit run recipe facades --data-root data/facades --nproc 4\n\n"
+        "  torchrun --nproc_per_node=4 -m p2pkit run recipe facades --data-root data/facades"
     ),
 )
 @click.argument("recipe")
 @training_options
 def run_recipe(recipe: str, **options: Any) -> None:
     """Train RECIPE (a registered name or a .toml path) in a new run folder."""
-    start_training(recipe, **options)
+    start_training(["run", "recipe", recipe], recipe, **options)
 
 
 @click.command(
@@ -139,4 +268,4 @@ def run_recipe(recipe: str, **options: Any) -> None:
 @training_options
 def train_command(config: Path, **options: Any) -> None:
     """Train from the recipe in a TOML file."""
-    start_training(config, **options)
+    start_training(["train", "--config", str(config)], config, **options)

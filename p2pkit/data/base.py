@@ -70,14 +70,24 @@ class ImageDataset:
 
         Returns:
             ``{"a": (B, C_in, H, W), "b": (B, C_out, H, W) or None, "paths": list[Path]}``, the
-            tensors on the CPU with the dataset's integer dtype (convert with ``to_float``).
+            tensors on the dataset's device (the CPU unless :meth:`to` moved it) with its
+            integer dtype (convert with ``to_float``).
         """
         index = torch.as_tensor(indices, dtype=torch.long).cpu().reshape(-1)
+        paths = [self.paths[i] for i in index.tolist()]
+        # The selection runs where the images are: on the GPU after :meth:`to`.
+        index = index.to(self.a.device, non_blocking=True)
         return {
             "a": self.a.index_select(0, index),
             "b": None if self.b is None else self.b.index_select(0, index),
-            "paths": [self.paths[i] for i in index.tolist()],
+            "paths": paths,
         }
+
+    def to(self, device: torch.device | str) -> ImageDataset:
+        """Move the decoded images to ``device`` (in place), e.g. a GPU that holds them all."""
+        self.a = self.a.to(device)
+        self.b = None if self.b is None else self.b.to(device)
+        return self
 
 
 def resolve_folder(root: str | Path, split: str | None) -> Path:

@@ -57,6 +57,7 @@ __all__ = [
     "Checkpoint",
     "capture_rng_state",
     "checkpoint_dir_name",
+    "clean_leftovers",
     "find_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
@@ -427,6 +428,7 @@ def save_checkpoint(
     keep_last: int | None = None,
     name: str | None = None,
     rng: bool = True,
+    tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint atomically and return its directory.
 
@@ -457,6 +459,8 @@ def save_checkpoint(
             directory, replacing an earlier one of that name; ``latest`` is then
             left alone.
         rng: also save the global RNG states (see :func:`capture_rng_state`).
+        tensors: further tensors of the caller's, stored under ``extra/<key>`` (the
+            RNG states of a distributed run's other processes, for example).
 
     Returns:
         The checkpoint directory, e.g. ``runs/x/checkpoints/step-00001234``.
@@ -531,6 +535,8 @@ def save_checkpoint(
         rng_tensors, rng_state = capture_rng_state()
         for key, t in rng_tensors.items():
             enc.add_tensor(key, t)
+    for key, t in (tensors or {}).items():
+        enc.add_tensor(f"extra/{key}", t)
 
     document: dict[str, Any] = {
         "checkpoint_format": FORMAT,
@@ -597,6 +603,43 @@ def save_checkpoint(
                 stacklevel=2,
             )
     return final
+
+
+_LEFTOVER = re.compile(r"^(?P<final>.+)\.(?P<kind>tmp|del|old)-[0-9a-f]+$")
+
+
+def clean_leftovers(path: str | os.PathLike[str]) -> list[str]:
+    """Remove what killed saves left behind; returns the names removed.
+
+    A process killed during :func:`save_checkpoint` can leave a half-written
+    ``step-*.tmp-*`` folder, a ``*.del-*`` folder being deleted, a ``.latest.tmp-*``
+    pointer file, or a ``*.old-*`` folder set aside while a named checkpoint was
+    replaced. None of them is ever loaded, but they take disk space. An ``*.old-*``
+    folder whose checkpoint is missing is the only complete copy and is put back
+    instead. Call this only while no other process saves into the run (the trainer
+    holds the run folder's lock).
+
+    Args:
+        path: a run directory or its ``checkpoints`` directory.
+    """
+    root = _checkpoints_root(Path(path))
+    if not root.is_dir():
+        return []
+    removed = []
+    for child in sorted(root.iterdir()):
+        m = _LEFTOVER.match(child.name)
+        if m is None:
+            continue
+        final = root / m.group("final")
+        if m.group("kind") == "old" and not final.exists() and child.is_dir():
+            os.rename(child, final)
+            continue
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+        removed.append(child.name)
+    return removed
 
 
 # --------------------------------------------------------------------------- load

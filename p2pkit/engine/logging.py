@@ -21,8 +21,10 @@ class LossHistory:
     complete on its own and flushed as it is written.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, write: bool = True) -> None:
         self.path = Path(path)
+        # Under DDP every process keeps the sums, and rank 0 alone writes the file.
+        self.writes = write
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
 
@@ -39,17 +41,34 @@ class LossHistory:
             return {}
         return {k: float(v) / self._count for k, v in self._sums.items()}
 
+    def reduce_mean(self, all_reduce_sum: Any, world_size: int) -> None:
+        """Average the accumulated sums over all processes (every process must call it).
+
+        Args:
+            all_reduce_sum: sums a tensor over the processes in place
+                (:meth:`p2pkit.engine.distributed.DistContext.all_reduce_sum`).
+            world_size: number of processes.
+        """
+        if not self._sums:
+            return
+        keys = list(self._sums)  # the same order on every process: the same code ran
+        stacked = torch.stack([self._sums[k].reshape(()) for k in keys])
+        all_reduce_sum(stacked)
+        stacked /= world_size
+        self._sums = dict(zip(keys, stacked.unbind(0), strict=True))
+
     def write(self, **fields: Any) -> dict[str, Any]:
         """Write a row with ``fields`` and the accumulated means, then reset them."""
         row = {**fields, **{k: round(v, 6) for k, v in self.means().items()}}
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
+        if self.writes:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
         self._sums, self._count = {}, 0
         return row
 
     def truncate_after(self, iteration: int) -> None:
         """Drop rows past ``iteration`` (after resuming from an earlier checkpoint)."""
-        if not self.path.exists():
+        if not self.writes or not self.path.exists():
             return
         rows = [line for line in self.path.read_text().splitlines() if line.strip()]
         kept = [r for r in rows if json.loads(r).get("iteration", 0) <= iteration]

@@ -96,7 +96,8 @@ def _finished(run_dir: Path, recipe: Recipe) -> bool:
     total = recipe.train.epochs + recipe.train.epochs_decay
     counters = meta.get("counters", {})
     limit = recipe.train.max_iterations
-    done = counters.get("epoch") == total and counters.get("position") == 0
+    # "images" counts the epoch's images done; "position" is what older runs wrote.
+    done = counters.get("epoch") == total and counters.get("images", counters.get("position")) == 0
     return done or bool(limit and counters.get("iteration", 0) >= limit)
 
 

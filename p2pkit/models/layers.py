@@ -6,18 +6,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NORMS = ("batch", "instance", "none")
+NORMS = ("batch", "syncbatch", "instance", "none")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """The normalisation layer ``kind`` for ``channels`` feature maps.
 
     Args:
-        kind: ``"batch"`` (the paper's choice, appendix 6.1), ``"instance"`` (no
-            running statistics, as in the authors' code) or ``"none"``.
+        kind: ``"batch"`` (the paper's choice, appendix 6.1), ``"syncbatch"``
+            (BatchNorm whose statistics the trainer pools over all processes of a
+            multi-GPU run; a plain BatchNorm layer here, so the weights load
+            anywhere), ``"instance"`` (no running statistics, as in the authors'
+            code) or ``"none"``.
         channels: number of feature maps.
     """
-    if kind == "batch":
+    if kind in ("batch", "syncbatch"):
         return nn.BatchNorm2d(channels)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
@@ -35,7 +38,7 @@ def check_norm(kind: str) -> str:
 
 def uses_bias(norm: str) -> bool:
     """A convolution followed by BatchNorm needs no bias: BatchNorm's shift replaces it."""
-    return norm != "batch"
+    return norm not in ("batch", "syncbatch")
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:

@@ -45,7 +45,8 @@ class PatchGAN(nn.Module):
         ndf: filters of the first layer; deeper layers use up to ``8 * ndf``.
         n_layers: stride-2 layers. 1 gives 16x16, 3 gives 70x70, 5 gives 286x286;
             0 gives the 1x1 PixelGAN made of 1x1 convolutions (C64-C128, then 1).
-        norm: ``"batch"``, ``"instance"`` or ``"none"``.
+        norm: ``"batch"``, ``"syncbatch"`` (BatchNorm pooled over GPUs), ``"instance"`` or
+            ``"none"``.
         conditional: see ``x`` and ``y`` concatenated (eq. 1) or ``y`` alone (eq. 2).
 
     Shapes:

@@ -32,7 +32,8 @@ class UNet(nn.Module):
         ngf: filters of the first encoder layer; deeper layers use up to ``8 * ngf``.
         depth: number of stride-2 downsamplings; input sides must be multiples of
             ``2 ** depth`` (256 for ``depth=8``).
-        norm: ``"batch"``, ``"instance"`` or ``"none"``.
+        norm: ``"batch"``, ``"syncbatch"`` (BatchNorm pooled over GPUs), ``"instance"`` or
+            ``"none"``.
         dropout: dropout probability of the first ``dropout_layers`` decoder layers
             (the paper's only source of noise, section 3.1); 0 disables it.
         dropout_layers: how many decoder layers, from the bottleneck up, use dropout.
