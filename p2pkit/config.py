@@ -35,6 +35,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 PREPROCESS = ("resize_and_crop", "crop", "resize", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SWITCHES = ("auto", "on", "off")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -99,6 +100,10 @@ class TrainConfig:
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` autocast.
         channels_last: ``auto``, ``on`` or ``off``: NHWC memory format.
         compile: ``auto``, ``on`` or ``off``: ``torch.compile`` the networks.
+        compile_mode: ``torch.compile``'s mode when compiling: ``default``,
+            ``reduce-overhead`` (CUDA graphs: removes the kernel-launch cost that
+            dominates small batches on a fast GPU), ``max-autotune`` or
+            ``max-autotune-no-cudagraphs``.
         log_every: iterations between loss-history rows.
         sample_every: iterations between sample grids (0: only at epoch ends).
         save_every: epochs between checkpoints (the last epoch is always saved).
@@ -137,6 +142,7 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: str = "auto"
     compile: str = "auto"
+    compile_mode: str = "default"
     log_every: int = 20
     sample_every: int = 500
     save_every: int = 5
@@ -198,6 +204,12 @@ _CHOICES = {
     "train.precision": PRECISIONS,
     "train.channels_last": SWITCHES,
     "train.compile": SWITCHES,
+    "train.compile_mode": (
+        "default",
+        "reduce-overhead",
+        "max-autotune",
+        "max-autotune-no-cudagraphs",
+    ),
     "train.dist_backend": ("auto", "nccl", "gloo", "mpi", "xccl"),
 }
 

@@ -73,6 +73,66 @@ def with_settings(recipe: Path, tmp_path: Path, name: str, **train: object) -> P
     return path
 
 
+class LongJob:
+    """``p2pkit run recipe`` (``--nproc N`` if given) on a schedule far too long to finish.
+
+    Its stdout is read by a thread into ``lines`` (nothing is lost to read-ahead
+    buffers); stderr goes to a file.
+    """
+
+    def __init__(self, tiny_data: Path, tmp_path: Path, nproc: int | None = 2) -> None:
+        import threading
+
+        recipe = tmp_path / "long.toml"
+        recipe.write_text(
+            EQUIVALENCE.format(root=tiny_data.as_posix(), batch=1).replace(
+                "epochs = 1", "epochs = 500"
+            )
+        )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "p2pkit", "run", "recipe", str(recipe)]
+        self.err_path = tmp_path / "stderr.txt"
+        with open(self.err_path, "w") as err:
+            self.process = subprocess.Popen(
+                [*command, "--out", str(tmp_path / "runs")]
+                + (["--nproc", str(nproc)] if nproc else []),
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+                start_new_session=True,
+            )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_for_line(self, prefix: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(line.startswith(prefix) for line in self.lines):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line {prefix!r}; stderr: {self.stderr()[-2000:]}")
+
+    def finish(self, timeout: float = 120) -> tuple[str, str]:
+        self.process.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return "".join(self.lines), self.stderr()
+
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
 # ------------------------------------------------------------------ sharding
 
 
@@ -199,7 +259,17 @@ def test_two_processes_at_batch_1_train_exactly_like_one_process_at_batch_2(tiny
 def test_torchrun_trains_one_run_that_resumes_with_two_processes_and_with_one(
     tiny_recipe, tmp_path
 ):
-    recipe = with_settings(tiny_recipe, tmp_path, "tiny", batch_size=1, max_iterations=2)
+    # With the generator's EMA, bf16 autocast and channels_last, which must work under DDP too.
+    recipe = with_settings(
+        tiny_recipe,
+        tmp_path,
+        "tiny",
+        batch_size=1,
+        max_iterations=2,
+        ema_decay=0.9,
+        precision="bf16",
+        channels_last="on",
+    )
     out = tmp_path / "runs"
     first = torchrun(2, "-m", "p2pkit", "run", "recipe", str(recipe), "--out", str(out))
     assert first.returncode == 0, first.stderr[-3000:]
@@ -212,6 +282,7 @@ def test_torchrun_trains_one_run_that_resumes_with_two_processes_and_with_one(
     meta = load_checkpoint(run).meta
     assert meta["counters"]["images"] == 4 and meta["counters"]["world_size"] == 2
     assert "1" in meta["rank_rng"]  # rank 1's RNG is kept for an exact resume
+    assert "generator_ema" in meta["modules"]
 
     second = p2pkit_cli(
         "run", "recipe", "tiny", "--resume", "--out", str(out), "--nproc", "2",
@@ -295,29 +366,15 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_and_resume_continues_exactly(
 
 
 def test_sigterm_to_the_command_saves_and_exits_with_the_preemption_code(tiny_data, tmp_path):
-    recipe = tmp_path / "long.toml"
-    recipe.write_text(
-        EQUIVALENCE.format(root=tiny_data.as_posix(), batch=1).replace("epochs = 1", "epochs = 500")
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "p2pkit", "run", "recipe", str(recipe)]
-    process = subprocess.Popen(
-        [*command, "--out", str(tmp_path / "runs")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    job = LongJob(tiny_data, tmp_path, nproc=None)
     try:
         # Lines arrive while it trains (stdout is a pipe here, as in a batch job).
-        for line in process.stdout:
-            if line.startswith("epoch 1/500 iteration 3/"):
-                break
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=120)
+        job.wait_for_line("epoch 1/500 iteration 3/")
+        job.process.send_signal(signal.SIGTERM)
+        out, err = job.finish()
     finally:
-        process.kill()
-    assert process.returncode == EXIT_PREEMPTED, err
+        job.kill()
+    assert job.process.returncode == EXIT_PREEMPTED, err[-2000:]
     assert "stopped by SIGTERM" in out and "resume with:" in out
     run = tmp_path / "runs" / "ddp-equivalence"
     assert list_checkpoints(run), "no checkpoint after SIGTERM"
@@ -412,7 +469,7 @@ def test_a_redirected_log_gets_one_plain_line_per_logged_row(tiny_recipe, tmp_pa
 
 
 def test_plugin_loss_terms_appear_in_the_plain_log_line():
-    from p2pkit.engine.trainer import _loss_text
+    from p2pkit.engine.display import loss_text as _loss_text
 
     row = {"epoch": 1, "iteration": 4, "lr": 2e-4, "seconds": 1.0, "G_L1": 0.5, "G_feat": 0.25}
     assert _loss_text(row) == "G_L1 0.500 G_feat 0.250"
@@ -421,7 +478,7 @@ def test_plugin_loss_terms_appear_in_the_plain_log_line():
 def test_the_live_display_keeps_iteration_rate_and_eta_readable_at_80_columns():
     from rich.console import Console
 
-    from p2pkit.engine.trainer import _progress
+    from p2pkit.engine.display import live_progress as _progress
 
     console = Console(width=80, record=True, force_terminal=True, color_system=None)
     progress = _progress(console, 80_000)
@@ -477,3 +534,37 @@ def test_the_lock_file_names_its_holder(tmp_path):
         info = json.loads(lock.path.read_text())
         assert info["pid"] == os.getpid()
         assert time.strftime("%Y") in info["since"]
+
+
+def test_sigterm_to_a_two_process_job_stops_both_after_one_checkpoint(tiny_data, tmp_path):
+    job = LongJob(tiny_data, tmp_path)
+    try:
+        job.wait_for_line("epoch 1/500 iteration 3/")
+        job.process.send_signal(signal.SIGTERM)  # what srun or scancel sends the launcher
+        out, err = job.finish()
+    finally:
+        job.kill()
+    assert job.process.returncode == EXIT_PREEMPTED, err[-2000:]
+    assert "stopped by SIGTERM" in out
+    run = tmp_path / "runs" / "ddp-equivalence"
+    meta = load_checkpoint(run).meta
+    assert meta["counters"]["world_size"] == 2
+    assert meta["counters"]["iteration"] == rows(run)[-1]["iteration"]
+
+
+def test_a_worker_killed_outright_ends_the_job_quickly_with_a_clear_message(tiny_data, tmp_path):
+    job = LongJob(tiny_data, tmp_path)
+    try:
+        job.wait_for_line("epoch 1/500 iteration 3/")
+        pid = job.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 2, children
+        started = time.monotonic()
+        os.kill(int(children[-1]), signal.SIGKILL)
+        _, err = job.finish()
+        elapsed = time.monotonic() - started
+    finally:
+        job.kill()
+    assert job.process.returncode != 0
+    assert "was killed by SIGKILL" in err, err[-2000:]
+    assert elapsed < 60

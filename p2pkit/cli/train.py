@@ -92,7 +92,7 @@ def start_training(
             )
         # Checked here, once, so a bad recipe is one line and not one per worker.
         from p2pkit.engine.device import resolve_device
-        from p2pkit.engine.trainer import check_syncbatch
+        from p2pkit.engine.distributed import check_syncbatch
 
         recipe, _ = _resolve(recipe_ref, overrides, data_root, out, name, resume)
         check_syncbatch(recipe, resolve_device(recipe.train.device))

@@ -248,6 +248,39 @@ def main_process_first(ctx: DistContext) -> Iterator[None]:
             ctx.barrier()
 
 
+def check_syncbatch(recipe: Any, device: torch.device) -> bool:
+    """Whether the recipe asks for ``norm = "syncbatch"``; refused off CUDA in one line."""
+    wanted = [
+        section
+        for section in ("generator", "discriminator")
+        if getattr(recipe, section).options.get("norm") == "syncbatch"
+    ]
+    if wanted and device.type != "cuda":
+        raise ConfigError(
+            f'{wanted[0]}.norm = "syncbatch" pools BatchNorm statistics over GPUs and needs '
+            f'CUDA (this run uses {device.type}); use "batch" for statistics per process'
+        )
+    return bool(wanted)
+
+
+def ddp_options(device: torch.device) -> dict[str, Any]:
+    """DDP keyword arguments: this process's GPU, and no buffer sync before each forward.
+
+    Newer torch calls the buffer switch ``forward_sync_buffers`` (the old name warns);
+    either way buffers are made equal once, when DDP is built.
+    """
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    options: dict[str, Any] = {"device_ids": [device.index] if device.type == "cuda" else None}
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        options["forward_sync_buffers"] = False
+    else:
+        options["broadcast_buffers"] = False
+    return options
+
+
 # ------------------------------------------------------------------------ launching
 
 
@@ -321,6 +354,8 @@ __all__ = [
     "EXIT_PREEMPTED",
     "SINGLE",
     "DistContext",
+    "check_syncbatch",
+    "ddp_options",
     "default_threads",
     "epoch_permutation",
     "epoch_shard",

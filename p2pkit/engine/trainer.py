@@ -16,6 +16,7 @@ A run lives in one folder (``runs/NAME`` by default)::
 from __future__ import annotations
 
 import json
+import os
 import platform
 import signal
 import time
@@ -29,15 +30,20 @@ from torch import nn
 import p2pkit
 from p2pkit.config import Recipe, recipe_from_dict, recipe_to_dict, recipe_to_toml
 from p2pkit.engine.device import SpeedSettings, resolve_speed
+from p2pkit.engine.display import TrainingDisplay
 from p2pkit.engine.distributed import (
     EXIT_PREEMPTED,
     DistContext,
+    check_syncbatch,
+    ddp_options,
     epoch_permutation,
     epoch_shard,
     init_distributed,
     iterations_for,
+    process_device,
 )
-from p2pkit.engine.logging import LossHistory, format_eta, save_grid
+from p2pkit.engine.logging import LossHistory, save_grid
+from p2pkit.engine.tensorboard import TensorBoardLog, require_tensorboard
 from p2pkit.errors import ConfigError
 from p2pkit.registry import KINDS, get_registry
 
@@ -216,11 +222,15 @@ class Trainer:
                 speed.device, train.dist_backend, train.dist_timeout_minutes
             )
         else:
-            device = _process_device(speed.device, self.dist)
+            device = (
+                process_device(speed.device, self.dist.local_rank)
+                if self.dist.enabled
+                else speed.device
+            )
         self.speed = speed = replace(speed, device=device)
         self._check_syncbatch()
         if train.tensorboard:
-            _require_tensorboard()
+            require_tensorboard()
         # The same seed everywhere: every process starts from identical weights.
         seed_everything(train.seed)
         self.task = build_task(recipe)
@@ -298,15 +308,20 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             device = self.speed.device
-            options = _ddp_options(device)
+            options = ddp_options(device)
             self.G_step = DDP(self.G, **options)
             if self.D is not None:
                 self.D_step = DDP(self.D, **options)
         if self.speed.compile:
-            self.G_step = torch.compile(self.G_step)
+            mode = self.recipe.train.compile_mode
+            options = {} if mode == "default" else {"mode": mode}
+            self.G_step = torch.compile(self.G_step, **options)
             if self.D is not None:
-                self.D_step = torch.compile(self.D_step)
-                self.D_for_G = torch.compile(self.D) if self.dist.enabled else self.D_step
+                self.D_step = torch.compile(self.D_step, **options)
+                if self.dist.enabled:
+                    self.D_for_G = torch.compile(self.D, **options)
+                else:
+                    self.D_for_G = self.D_step
 
     def _check_syncbatch(self) -> None:
         self._syncbatch = check_syncbatch(self.recipe, self.speed.device)
@@ -663,8 +678,11 @@ class Trainer:
 
         lock = RunLock(self.run_dir)
         owns_group = self.dist is None
+        # Rank 0 alone writes, so it alone locks; before _setup joins the process group,
+        # torchrun's RANK says which process this is.
+        is_main = self.dist.is_main if self.dist else os.environ.get("RANK", "0") == "0"
         try:
-            if self.dist is None or self.dist.is_main:
+            if is_main:
                 lock.acquire()
             self._setup()
             if owns_group and not self.dist.enabled:
@@ -721,7 +739,7 @@ class Trainer:
             parts.append(f"stopping at iteration {total_iterations} (train.max_iterations)")
         if self.dist.enabled:
             parts.append(
-                f"{world} processes ({self.dist.backend}) x batch {batch} = global batch "
+                f"{_processes(world)} ({self.dist.backend}) x batch {batch} = global batch "
                 f"{world * batch}"
             )
         else:
@@ -754,7 +772,7 @@ class Trainer:
         self.G.train()
         if self.D is not None:
             self.D.train()
-        display = _Display(self, total_iterations, start_iteration)
+        display = TrainingDisplay(self, total_iterations, start_iteration)
         try:
             with display:
                 while self.epoch < total_epochs and not self._done(total_iterations):
@@ -881,213 +899,8 @@ class Trainer:
         return row
 
 
-def check_syncbatch(recipe: Recipe, device: torch.device) -> bool:
-    """Whether the recipe asks for ``norm = "syncbatch"``; refused off CUDA in one line."""
-    wanted = [
-        section
-        for section in ("generator", "discriminator")
-        if getattr(recipe, section).options.get("norm") == "syncbatch"
-    ]
-    if wanted and device.type != "cuda":
-        raise ConfigError(
-            f'{wanted[0]}.norm = "syncbatch" pools BatchNorm statistics over GPUs and needs '
-            f'CUDA (this run uses {device.type}); use "batch" for statistics per process'
-        )
-    return bool(wanted)
-
-
-def _ddp_options(device: torch.device) -> dict[str, Any]:
-    """DDP keyword arguments: this process's GPU, and no buffer sync before each forward.
-
-    Newer torch calls the buffer switch ``forward_sync_buffers`` (the old name warns);
-    either way buffers are made equal once, when DDP is built.
-    """
-    import inspect
-
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    options: dict[str, Any] = {"device_ids": [device.index] if device.type == "cuda" else None}
-    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
-        options["forward_sync_buffers"] = False
-    else:
-        options["broadcast_buffers"] = False
-    return options
-
-
 def _processes(n: int) -> str:
     return f"{n} process" + ("es" if n != 1 else "")
-
-
-def _process_device(device: torch.device, dist: DistContext) -> torch.device:
-    from p2pkit.engine.distributed import process_device
-
-    return process_device(device, dist.local_rank) if dist.enabled else device
-
-
-def _require_tensorboard() -> None:
-    try:
-        import tensorboard  # noqa: F401
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            'train.tensorboard needs TensorBoard: pip install "p2pkit[tensorboard]"'
-        ) from None
-
-
-class TensorBoardLog:
-    """Scalars and sample grids of a run, as TensorBoard event files (rank 0 only).
-
-    Args:
-        folder: where the event files go (``RUN/tensorboard``); point
-            ``tensorboard --logdir`` at it or at the folder holding many runs.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        _require_tensorboard()
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(folder))
-
-    def add_row(self, row: dict[str, Any]) -> None:
-        """One loss-history row: every loss term, and the learning rate."""
-        step = int(row["iteration"])
-        for key, value in row.items():
-            if key in ("epoch", "iteration", "seconds"):
-                continue
-            tag = "train/lr" if key == "lr" else f"loss/{key}"
-            self.writer.add_scalar(tag, float(value), step)
-        self.writer.flush()
-
-    def add_grid(self, path: Path, step: int) -> None:
-        """A sample grid PNG (input | output | target rows)."""
-        import numpy as np
-        from PIL import Image
-
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
-        self.writer.add_image("samples", pixels, step, dataformats="HWC")
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class _Display:
-    """What a training shows while it runs.
-
-    On a terminal: a live bar (epoch, iteration, it/s, elapsed, ETA) with the losses
-    on a line of their own, so the bar stays readable at 80 columns. Anywhere else
-    (a batch job's log file, ``--no-progress``): one plain line per log row, written
-    as it happens. Only rank 0 shows anything.
-    """
-
-    def __init__(self, trainer: Trainer, total: int, start: int) -> None:
-        self.trainer = trainer
-        self.console = trainer.console
-        self.total = total
-        self.start = start
-        self.live = trainer.show_progress and trainer.dist.is_main and self.console.is_terminal
-        self.plain = trainer.dist.is_main and not self.live
-        self._started = time.perf_counter()
-        self._last = (self._started, start)
-        self.progress = _progress(self.console, total) if self.live else None
-
-    def __enter__(self) -> _Display:
-        if self.progress is not None:
-            self.progress.__enter__()
-            self.task_id = self.progress.add_task(
-                "train", total=self.total, completed=self.trainer.iteration
-            )
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-
-    def advance(self, epoch: int, epochs: int) -> None:
-        if self.progress is not None:
-            self.progress.update(
-                self.task_id,
-                completed=self.trainer.iteration,
-                description=f"epoch {epoch}/{epochs}",
-            )
-
-    def log(self, row: dict[str, Any]) -> None:
-        if self.progress is not None:
-            self.progress.losses = _loss_text(row)
-            return
-        if not self.plain:
-            return
-        now, iteration = time.perf_counter(), self.trainer.iteration
-        last_time, last_iteration = self._last
-        self._last = (now, iteration)
-        rate = (iteration - last_iteration) / max(now - last_time, 1e-9)
-        overall = (iteration - self.start) / max(now - self._started, 1e-9)
-        eta = (self.total - iteration) / overall if overall > 0 else float("inf")
-        epochs = self.trainer.recipe.train.epochs + self.trainer.recipe.train.epochs_decay
-        self.console.print(
-            f"epoch {row['epoch']}/{epochs} iteration {iteration}/{self.total} "
-            f"{rate:.2f} it/s ETA {format_eta(eta)} {_loss_text(row)}".rstrip(),
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
-
-
-def _progress(console: Any, total: int) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class TrainProgress(Progress):
-        """The bar on one line, the latest losses on the next."""
-
-        losses = ""
-
-        def get_renderables(self) -> Any:
-            yield self.make_tasks_table(self.tasks)
-            if self.losses:
-                yield Text(self.losses, overflow="fold")
-
-    return TrainProgress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        _rate_column(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def _rate_column() -> Any:
-    from rich.progress import ProgressColumn
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        """Iterations per second, blank until rich has measured a speed."""
-
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text("" if speed is None else f"{speed:.2f} it/s")
-
-    return RateColumn()
-
-
-_NOT_LOSSES = ("epoch", "iteration", "lr", "seconds")
-
-
-def _loss_text(row: dict[str, Any]) -> str:
-    """Every loss term of a log row, a plugin objective's own terms included."""
-    return " ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in _NOT_LOSSES)
 
 
 def load_run_recipe(run_dir: Path) -> Recipe:
@@ -1106,7 +919,6 @@ __all__ = [
     "Trainer",
     "build_networks",
     "build_task",
-    "check_syncbatch",
     "environment_info",
     "linear_decay",
     "load_run_recipe",
