@@ -418,34 +418,22 @@ def test_leftovers_of_killed_saves_are_removed_when_the_run_starts_again(tiny_re
     assert not [p for p in ckpts.iterdir() if ".tmp-" in p.name or ".del-" in p.name]
 
 
-def test_a_time_based_checkpoint_is_written_without_an_epoch_boundary(tiny_recipe, tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "iterations", "steps"),
+    [
+        ("train.save_every_minutes=0.000001", 3, [1, 2, 3]),  # a save is due at once
+        ("train.save_every_iterations=2", 5, [2, 4, 5]),
+    ],
+)
+def test_checkpoints_by_time_and_by_iterations_need_no_epoch_boundary(
+    tiny_recipe, tmp_path, setting, iterations, steps
+):
     run = tmp_path / "run"
-    train(
-        tiny_recipe,
-        run,
-        "train.batch_size=1",
-        "train.save_every=100",
-        "train.keep_last=10",
-        "train.save_every_minutes=0.000001",
-        "train.max_iterations=3",
-    )
-    steps = [s for s, _ in list_checkpoints(run)]
-    assert steps == [1, 2, 3]
-    assert load_checkpoint(run / "checkpoints" / "step-00000001").meta["counters"]["images"] == 1
-
-
-def test_checkpoints_every_n_iterations(tiny_recipe, tmp_path):
-    run = tmp_path / "run"
-    train(
-        tiny_recipe,
-        run,
-        "train.batch_size=1",
-        "train.save_every=100",
-        "train.keep_last=10",
-        "train.save_every_iterations=2",
-        "train.max_iterations=5",
-    )
-    assert [s for s, _ in list_checkpoints(run)] == [2, 4, 5]
+    options = ["train.batch_size=1", "train.save_every=100", "train.keep_last=10"]
+    train(tiny_recipe, run, *options, setting, f"train.max_iterations={iterations}")
+    assert [s for s, _ in list_checkpoints(run)] == steps
+    first = load_checkpoint(run / "checkpoints" / f"step-{steps[0]:08d}").meta["counters"]
+    assert first["epoch"] == 0 and first["images"] == steps[0]  # inside the first epoch
 
 
 # ------------------------------------------------------------------ logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,56 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What ``run recipe`` and ``train`` were asked to do (their shared options).
+
+    Attributes:
+        command: the words that name the recipe (``["run", "recipe", NAME]`` or
+            ``["train", "--config", FILE]``), for ``--nproc`` to hand to its workers.
+        recipe_ref: the recipe name or TOML path.
+    """
+
+    command: list[str]
+    recipe_ref: str | Path
+    overrides: tuple[str, ...]
+    data_root: Path | None
+    out: Path
+    name: str | None
+    resume: bool
+    no_progress: bool
+
+    def resolve(self) -> tuple[Any, Path | None]:
+        """The recipe to train and, when resuming, the run folder (None for a new run)."""
+        from p2pkit.engine.runs import resolve_recipe
+        from p2pkit.engine.trainer import load_run_recipe
+
+        if self.resume:
+            run_dir = self.out / (self.name or _recipe_name(self.recipe_ref))
+            recipe = load_run_recipe(run_dir)
+            return resolve_recipe(recipe, self.overrides, self.data_root), run_dir
+        return resolve_recipe(self.recipe_ref, self.overrides, self.data_root), None
+
+    def worker_args(self) -> list[str]:
+        """The command line each ``--nproc`` worker runs: this one without ``--nproc``."""
+        from p2pkit.cli import debug_enabled
+
+        args = ["--debug"] if debug_enabled(click.get_current_context(silent=True)) else []
+        args += self.command
+        for override in self.overrides:
+            args += ["--set", override]
+        if self.data_root is not None:
+            args += ["--data-root", str(self.data_root)]
+        args += ["--out", str(self.out)]
+        if self.name:
+            args += ["--name", self.name]
+        if self.resume:
+            args.append("--resume")
+        if self.no_progress:
+            args.append("--no-progress")
+        return args
+
+
 def start_training(
     command: list[str],
     recipe_ref: str | Path,
@@ -74,65 +125,36 @@ def start_training(
     no_progress: bool,
     nproc: int | None,
 ) -> None:
-    """Resolve the recipe, pick the run folder and train (in this process or N of them).
-
-    Args:
-        command: the command line that names the recipe (``["run", "recipe", NAME]``
-            or ``["train", "--config", FILE]``), for ``--nproc`` to hand to its workers.
-    """
+    """Resolve the recipe, pick the run folder and train (in this process or N of them)."""
     from p2pkit.config import recipe_to_toml
     from p2pkit.engine.distributed import launched_by_torchrun
     from p2pkit.errors import ConfigError
 
-    if nproc is not None and not print_config:
-        if launched_by_torchrun():
-            raise ConfigError(
-                "--nproc starts its own processes; under torchrun leave it out and use "
-                "torchrun's --nproc_per_node"
-            )
-        # Checked here, once, so a bad recipe is one line and not one per worker.
-        from p2pkit.engine.device import resolve_device
-        from p2pkit.engine.distributed import check_syncbatch
-
-        recipe, _ = _resolve(recipe_ref, overrides, data_root, out, name, resume)
-        check_syncbatch(recipe, resolve_device(recipe.train.device))
-        args = _worker_args(command, overrides, data_root, out, name, resume, no_progress)
-        _launch(nproc, args)
-        return
+    request = TrainingRequest(
+        command, recipe_ref, overrides, data_root, out, name, resume, no_progress
+    )
     if print_config:
-        recipe, _ = _resolve(recipe_ref, overrides, data_root, out, name, resume)
+        recipe, _ = request.resolve()
         click.echo(recipe_to_toml(recipe), nl=False)
         return
-    _train(recipe_ref, overrides, data_root, out, name, resume, no_progress)
+    if nproc is None:
+        _train(request)
+        return
+    if launched_by_torchrun():
+        raise ConfigError(
+            "--nproc starts its own processes; under torchrun leave it out and use "
+            "torchrun's --nproc_per_node"
+        )
+    # Checked here, once, so a bad recipe is one line and not one per worker.
+    from p2pkit.engine.device import resolve_device
+    from p2pkit.engine.distributed import check_syncbatch
+
+    recipe, _ = request.resolve()
+    check_syncbatch(recipe, resolve_device(recipe.train.device))
+    _launch(nproc, request.worker_args())
 
 
-def _resolve(
-    recipe_ref: str | Path,
-    overrides: tuple[str, ...],
-    data_root: Path | None,
-    out: Path,
-    name: str | None,
-    resume: bool,
-) -> tuple[Any, Path | None]:
-    """The recipe to train and, when resuming, the run folder (None for a new run)."""
-    from p2pkit.engine.runs import resolve_recipe
-    from p2pkit.engine.trainer import load_run_recipe
-
-    if resume:
-        run_dir = out / (name or _recipe_name(recipe_ref))
-        return resolve_recipe(load_run_recipe(run_dir), overrides, data_root), run_dir
-    return resolve_recipe(recipe_ref, overrides, data_root), None
-
-
-def _train(
-    recipe_ref: str | Path,
-    overrides: tuple[str, ...],
-    data_root: Path | None,
-    out: Path,
-    name: str | None,
-    resume: bool,
-    no_progress: bool,
-) -> None:
+def _train(request: TrainingRequest) -> None:
     """Train in this process, which may be one of a torchrun job's workers."""
     from rich.console import Console
 
@@ -146,8 +168,8 @@ def _train(
     from p2pkit.engine.trainer import EXIT_PREEMPTED, Trainer
     from p2pkit.errors import ConfigError
 
-    recipe, run_dir = _resolve(recipe_ref, overrides, data_root, out, name, resume)
-    train = recipe.train
+    recipe, run_dir = request.resolve()
+    train, out = recipe.train, request.out
     ctx, _ = init_distributed(
         resolve_device(train.device), train.dist_backend, train.dist_timeout_minutes
     )
@@ -155,16 +177,21 @@ def _train(
         if run_dir is None:
             # Rank 0 picks the folder, so that every process writes to the same one.
             run_dir = ctx.broadcast_object(
-                next_run_dir(out, name or recipe.name) if ctx.is_main else None
+                next_run_dir(out, request.name or recipe.name) if ctx.is_main else None
             )
-        if resume and not (run_dir / "checkpoints").is_dir():
+        if request.resume and not (run_dir / "checkpoints").is_dir():
             raise ConfigError(f"{run_dir} has no checkpoints to resume; drop --resume to start it")
         with main_process_first(ctx):
             if ctx.is_main:
-                ensure_data(recipe, progress=not no_progress)
+                ensure_data(recipe, progress=not request.no_progress)
         out_console = console() if ctx.is_main else Console(quiet=True)
         trainer = Trainer(
-            recipe, run_dir, resume=resume, progress=not no_progress, console=out_console, dist=ctx
+            recipe,
+            run_dir,
+            resume=request.resume,
+            progress=not request.no_progress,
+            console=out_console,
+            dist=ctx,
         )
         result = trainer.fit()
     finally:
@@ -178,34 +205,6 @@ def _train(
         )
     if result.stop_signal == "SIGTERM":
         raise click.exceptions.Exit(EXIT_PREEMPTED)
-
-
-def _worker_args(
-    command: list[str],
-    overrides: tuple[str, ...],
-    data_root: Path | None,
-    out: Path,
-    name: str | None,
-    resume: bool,
-    no_progress: bool,
-) -> list[str]:
-    """The command line each ``--nproc`` worker runs: this one without ``--nproc``."""
-    from p2pkit.cli import debug_enabled
-
-    args = ["--debug"] if debug_enabled(click.get_current_context(silent=True)) else []
-    args += command
-    for override in overrides:
-        args += ["--set", override]
-    if data_root is not None:
-        args += ["--data-root", str(data_root)]
-    args += ["--out", str(out)]
-    if name:
-        args += ["--name", name]
-    if resume:
-        args.append("--resume")
-    if no_progress:
-        args.append("--no-progress")
-    return args
 
 
 def _launch(nproc: int, args: list[str]) -> None:
