@@ -22,9 +22,10 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 from p2pkit.errors import ConfigError, RegistryError
+from p2pkit.ranges import Range, annotations_of, type_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,13 +77,13 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     direction: str = "AtoB"
-    load_size: int = 286
-    crop_size: int = 256
+    load_size: Annotated[int, Range(1, 16384)] = 286
+    crop_size: Annotated[int, Range(1, 16384)] = 256
     preprocess: str = "resize_and_crop"
     flip: bool = True
     skip_bad: bool = False
     cache_dir: str = ""
-    max_images: int = 0
+    max_images: Annotated[int, Range(0)] = 0
 
 
 @dataclass
@@ -131,29 +132,29 @@ class TrainConfig:
             (needs ``pip install "p2pkit[tensorboard]"``).
     """
 
-    epochs: int = 100
-    epochs_decay: int = 100
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    epochs: Annotated[int, Range(0)] = 100
+    epochs_decay: Annotated[int, Range(0)] = 100
+    batch_size: Annotated[int, Range(1, 65536)] = 1
+    lr: Annotated[float, Range(0, 1, low_open=True)] = 2e-4
+    beta1: Annotated[float, Range(0, 1, high_open=True)] = 0.5
+    beta2: Annotated[float, Range(0, 1, high_open=True)] = 0.999
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
     channels_last: str = "auto"
     compile: str = "auto"
     compile_mode: str = "default"
-    log_every: int = 20
-    sample_every: int = 500
-    save_every: int = 5
-    keep_last: int = 3
-    max_iterations: int = 0
-    ema_decay: float = 0.0
+    log_every: Annotated[int, Range(0)] = 20
+    sample_every: Annotated[int, Range(0)] = 500
+    save_every: Annotated[int, Range(0)] = 5
+    keep_last: Annotated[int, Range(0)] = 3
+    max_iterations: Annotated[int, Range(0)] = 0
+    ema_decay: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     ema_warmup: bool = True
-    save_every_minutes: float = 30.0
-    save_every_iterations: int = 0
+    save_every_minutes: Annotated[float, Range(0)] = 30.0
+    save_every_iterations: Annotated[int, Range(0)] = 0
     dist_backend: str = "auto"
-    dist_timeout_minutes: float = 10.0
+    dist_timeout_minutes: Annotated[float, Range(0, low_open=True)] = 10.0
     tensorboard: bool = False
 
 
@@ -307,6 +308,13 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def _check_range(key: str, value: Any, annotation: Any, origin: str) -> None:
+    """A ConfigError naming ``origin`` and ``key`` when ``value`` is outside its declared range."""
+    problem = type_problem(value, annotation)
+    if problem:
+        raise ConfigError(f"{origin}: {key} {problem}")
+
+
 def component_option_types(section: str, name: str) -> dict[str, Any]:
     """Option name -> type annotation of the factory registered as ``name``."""
     from p2pkit.registry import get_registry
@@ -327,6 +335,13 @@ def component_option_types(section: str, name: str) -> dict[str, Any]:
         for n, p in params.items()
         if p.kind is not inspect.Parameter.VAR_KEYWORD and n != "self"
     }
+
+
+def _component_annotations(section: str, name: str) -> dict[str, Any]:
+    """Option annotations of component ``name``, with ``Annotated`` ranges kept."""
+    from p2pkit.registry import get_registry
+
+    return annotations_of(get_registry(COMPONENT_SECTIONS[section]).get(name))
 
 
 def _accepts_any_option(section: str, name: str) -> bool:
@@ -381,6 +396,8 @@ def set_value(recipe: Recipe, key: str, value: Any, *, from_text: bool, origin: 
         if name in types_:
             typed = coerce(value, types_[name], key, from_text=from_text)
             _check_choice(key, typed)
+            annotation = annotations_of(PLAIN_SECTIONS[section]).get(name)
+            _check_range(key, typed, annotation, origin)
             setattr(getattr(recipe, section), name, typed)
             return
     if len(parts) == 2 and parts[0] in COMPONENT_SECTIONS:
@@ -396,9 +413,9 @@ def set_value(recipe: Recipe, key: str, value: Any, *, from_text: bool, origin: 
             )
         option_types = component_option_types(section, comp.name)
         if name in option_types or _accepts_any_option(section, comp.name):
-            comp.options[name] = coerce(
-                value, option_types.get(name, Any), key, from_text=from_text
-            )
+            typed = coerce(value, option_types.get(name, Any), key, from_text=from_text)
+            _check_range(key, typed, _component_annotations(section, comp.name).get(name), origin)
+            comp.options[name] = typed
             return
         settable = [o for o in option_types if o not in ENGINE_OPTIONS.get(section, ())]
         valid = [f"{section}.{o}" for o in settable]
@@ -466,37 +483,32 @@ def recipe_from_dict(data: dict[str, Any], *, origin: str) -> Recipe:
 
 
 def validate(recipe: Recipe, *, origin: str = "recipe") -> None:
-    """Cross-field checks that single fields cannot express."""
+    """Every field within its declared range, and the checks that span fields.
+
+    Runs when a recipe is loaded and after ``--set``, so a bad value stops the command
+    before any work (``--print-config`` included).
+    """
+    for section, cls in PLAIN_SECTIONS.items():
+        annotations = annotations_of(cls)
+        for f in dataclasses.fields(cls):
+            value = getattr(getattr(recipe, section), f.name)
+            _check_range(f"{section}.{f.name}", value, annotations.get(f.name), origin)
+    for section in COMPONENT_SECTIONS:
+        comp: ComponentConfig = getattr(recipe, section)
+        try:
+            annotations = _component_annotations(section, comp.name)
+        except RegistryError:
+            continue  # an unknown name is reported where the component is built
+        for key, value in comp.options.items():
+            _check_range(f"{section}.{key}", value, annotations.get(key), origin)
     data, train = recipe.data, recipe.train
-    if data.crop_size <= 0 or data.load_size <= 0:
-        raise ConfigError(f"{origin}: data.crop_size and data.load_size must be positive")
     if data.preprocess == "resize_and_crop" and data.load_size < data.crop_size:
         raise ConfigError(
             f"{origin}: data.load_size ({data.load_size}) is smaller than data.crop_size "
             f"({data.crop_size}); the random crop needs load_size >= crop_size"
         )
-    for key in (
-        "epochs",
-        "epochs_decay",
-        "max_iterations",
-        "log_every",
-        "sample_every",
-        "save_every_minutes",
-        "save_every_iterations",
-    ):
-        if getattr(train, key) < 0:
-            raise ConfigError(f"{origin}: train.{key} must be >= 0")
-    if train.dist_timeout_minutes <= 0:
-        raise ConfigError(f"{origin}: train.dist_timeout_minutes must be positive")
-    if train.batch_size < 1:
-        raise ConfigError(f"{origin}: train.batch_size must be at least 1")
     if train.epochs + train.epochs_decay < 1:
         raise ConfigError(f"{origin}: train.epochs + train.epochs_decay must be at least 1")
-    if not 0.0 <= train.ema_decay < 1.0:
-        raise ConfigError(
-            f"{origin}: train.ema_decay must be in [0, 1) (0 turns the EMA off; 0.999 is "
-            f"usual), not {train.ema_decay}"
-        )
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -505,6 +517,11 @@ def load_toml(path: Path) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such recipe file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8, so save "
+            "it again in that encoding"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     try:

@@ -38,3 +38,7 @@ class DataError(P2PKitError):
 
 class CheckpointError(P2PKitError):
     """A checkpoint is missing, corrupt, or does not fit the network it is loaded into."""
+
+
+class TrainingDiverged(P2PKitError):
+    """A loss or a weight became NaN or infinite; the run stops before saving it."""

@@ -18,11 +18,18 @@ same as ``pix2pix`` with its defaults).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from p2pkit.interfaces import Discriminator, LossTerms
+from p2pkit.ranges import Range
+
+# Declared ranges, checked before the objective is built (finite values only).
+Weight = Annotated[float, Range(0)]
+Scale = Annotated[float, Range(0, low_open=True)]
 
 GAN_MODES = ("vanilla", "lsgan", "hinge", "none")
 
@@ -72,9 +79,9 @@ class Pix2PixObjective(nn.Module):
     def __init__(
         self,
         gan_mode: str = "vanilla",
-        lambda_l1: float = 100.0,
+        lambda_l1: Weight = 100.0,
         conditional: bool = True,
-        d_scale: float = 0.5,
+        d_scale: Scale = 0.5,
     ) -> None:
         super().__init__()
         if gan_mode not in GAN_MODES:
@@ -144,15 +151,15 @@ class Pix2PixObjective(nn.Module):
 
 def pix2pix(
     gan_mode: str = "vanilla",
-    lambda_l1: float = 100.0,
+    lambda_l1: Weight = 100.0,
     conditional: bool = True,
-    d_scale: float = 0.5,
+    d_scale: Scale = 0.5,
 ) -> Pix2PixObjective:
     """The general objective of eq. 4; every Table 1 row is a setting of it."""
     return Pix2PixObjective(gan_mode, lambda_l1, conditional, d_scale)
 
 
-def l1(lambda_l1: float = 100.0) -> Pix2PixObjective:
+def l1(lambda_l1: Weight = 100.0) -> Pix2PixObjective:
     """Table 1, row "L1": the L1 term alone; no discriminator is trained."""
     return Pix2PixObjective("none", lambda_l1, conditional=False)
 
@@ -167,11 +174,11 @@ def cgan(gan_mode: str = "vanilla") -> Pix2PixObjective:
     return Pix2PixObjective(gan_mode, 0.0, conditional=True)
 
 
-def l1_gan(gan_mode: str = "vanilla", lambda_l1: float = 100.0) -> Pix2PixObjective:
+def l1_gan(gan_mode: str = "vanilla", lambda_l1: Weight = 100.0) -> Pix2PixObjective:
     """Table 1, row "L1+GAN": L1 plus an unconditional GAN."""
     return Pix2PixObjective(gan_mode, lambda_l1, conditional=False)
 
 
-def l1_cgan(gan_mode: str = "vanilla", lambda_l1: float = 100.0) -> Pix2PixObjective:
+def l1_cgan(gan_mode: str = "vanilla", lambda_l1: Weight = 100.0) -> Pix2PixObjective:
     """Table 1, row "L1+cGAN": the paper's full objective (eq. 4)."""
     return Pix2PixObjective(gan_mode, lambda_l1, conditional=True)

@@ -398,7 +398,9 @@ class Registry:
         """Build the component ``name`` with keyword ``options``.
 
         Unknown options fail with a :class:`RegistryError` naming the component and
-        the option, with the closest valid option names; a ``ValueError`` the factory
+        the option, with the closest valid option names. Each option is checked against
+        the factory's annotation (its type, and a :class:`p2pkit.ranges.Range` in an
+        ``Annotated`` one) before the factory runs; a ``ValueError`` the factory
         raises for an option's value becomes an :class:`OptionValueError` naming the
         component. The result remembers how it
         was built (see :func:`component_spec`).
@@ -410,6 +412,12 @@ class Registry:
             for key in options:
                 if key not in params:
                     raise RegistryError(self._unknown_option_message(name, key, params))
+        from p2pkit.ranges import option_problems
+
+        # Types and declared ranges are checked before the factory runs, so a value
+        # from a recipe, a checkpoint or a call can never start a huge allocation.
+        for key, problem in option_problems(factory, options):
+            raise OptionValueError(f"{self.singular} '{name}': option {key} {problem}")
         try:
             obj = factory(**options)
         except ValueError as exc:

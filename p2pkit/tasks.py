@@ -15,7 +15,13 @@ sample grids and saved outputs.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+
+from p2pkit.ranges import Range
+
+Channels = Annotated[int, Range(1, 64)]
 
 # Scales that put L (0..100) and a, b (about -110..110) into [-1, 1].
 _L_SCALE = 50.0
@@ -35,7 +41,7 @@ class Task:
     name = "translation"
     needs_target = True
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3) -> None:
+    def __init__(self, in_channels: Channels = 3, out_channels: Channels = 3) -> None:
         for n in (in_channels, out_channels):
             if n not in (1, 2, 3):
                 raise ValueError(f"channels must be 1, 2 or 3, not {n}")
@@ -164,7 +170,7 @@ class Inpainting(Task):
     name = "inpainting"
     needs_target = False
 
-    def __init__(self, mask: str = "center", channels: int = 3) -> None:
+    def __init__(self, mask: str = "center", channels: Channels = 3) -> None:
         if mask not in ("center", "random"):
             raise ValueError(f"mask must be 'center' or 'random', not {mask!r}")
         super().__init__(channels, channels)
@@ -196,7 +202,7 @@ class Inpainting(Task):
         return {"mask": self.mask, "channels": self.in_channels}
 
 
-def translation(in_channels: int = 3, out_channels: int = 3) -> Task:
+def translation(in_channels: Channels = 3, out_channels: Channels = 3) -> Task:
     """Paired translation: the input is side A (or B with direction BtoA)."""
     return Task(in_channels, out_channels)
 
@@ -206,6 +212,6 @@ def colorization() -> Colorization:
     return Colorization()
 
 
-def inpainting(mask: str = "center", channels: int = 3) -> Inpainting:
+def inpainting(mask: str = "center", channels: Channels = 3) -> Inpainting:
     """Fill a hole (``mask``: center or random) in photos from a single folder."""
     return Inpainting(mask, channels)

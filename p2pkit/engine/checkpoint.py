@@ -576,9 +576,12 @@ def save_checkpoint(
         _install(tmp, final)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
+        # safetensors reports its own write failures (a full disk among them) as
+        # SafetensorError, not OSError; both are the disk's fault, not a bug.
+        if isinstance(exc, (OSError, safetensors.SafetensorError)):
+            reason = getattr(exc, "strerror", None) or exc
             raise CheckpointError(
-                f"cannot write checkpoint {final}: {exc.strerror or exc}; check free disk "
+                f"cannot write checkpoint {final}: {reason}; check free disk "
                 "space and permissions (the previous checkpoint is unchanged)"
             ) from exc
         raise
@@ -644,6 +647,41 @@ def clean_leftovers(path: str | os.PathLike[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- load
 
+# meta.json of the largest network p2pkit ships is about 200 KB (RNG states included); the
+# pointer file holds one folder name. Anything far larger is not a p2pkit file.
+META_LIMIT = 64 << 20
+POINTER_LIMIT = 4096
+
+
+def _read_regular(path: Path, limit: int | None, what: str) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes.
+
+    A checkpoint folder is data from anywhere: its files may be symlinks to a device
+    (``/dev/zero`` would be read until memory runs out) or absurdly large.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: it is not a regular file, or it is too large.
+    """
+    import stat
+
+    info = os.stat(path)  # follows a symlink: what counts is what would be read
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(
+            f"{path} is not a regular file (a device, folder or pipe, or a link to one); "
+            f"the {what} is not usable, load another checkpoint"
+        )
+    if limit is not None and info.st_size > limit:
+        raise CheckpointError(
+            f"{path} is {info.st_size} bytes, far more than a {what} can be (at most "
+            f"{limit}); it is not a p2pkit file, load another checkpoint"
+        )
+    with open(path, "rb") as f:
+        data = f.read() if limit is None else f.read(limit + 1)
+    if limit is not None and len(data) > limit:  # it grew after the check
+        raise CheckpointError(f"{path} is larger than a {what} can be; load another checkpoint")
+    return data
+
 
 def find_checkpoint(path: str | os.PathLike[str]) -> Path:
     """The checkpoint directory that ``path`` designates.
@@ -653,16 +691,22 @@ def find_checkpoint(path: str | os.PathLike[str]) -> Path:
     highest step when there is no pointer.
     """
     p = Path(path)
-    if p.is_file() and p.name in (META_FILE, TENSORS_FILE):
+    if p.name in (META_FILE, TENSORS_FILE) and p.exists() and not p.is_dir():
         p = p.parent
     if not p.exists():
         raise CheckpointError(f"checkpoint path {p} does not exist; check the spelling")
-    if (p / META_FILE).is_file() or (p / TENSORS_FILE).is_file():
+    # exists(), not is_file(): a meta.json that is a link to a device must be refused by
+    # name when it is read, not make the folder look like something else.
+    if (p / META_FILE).exists() or (p / TENSORS_FILE).exists():
         return p
     for root in (p, p / CHECKPOINTS_DIR):
         pointer = root / LATEST_FILE
-        if pointer.is_file():
-            target = pointer.read_text(encoding="utf-8").strip()
+        if pointer.exists():
+            try:
+                raw = _read_regular(pointer, POINTER_LIMIT, "'latest' pointer")
+                target = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                target = ""
             if not target or "/" in target or "\\" in target or target in (".", ".."):
                 raise CheckpointError(
                     f"{pointer} does not name a checkpoint folder; delete it or load a "
@@ -700,7 +744,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Che
     meta_path = where / META_FILE
     tensors_path = where / TENSORS_FILE
     try:
-        text = meta_path.read_text(encoding="utf-8")
+        text = _read_regular(meta_path, META_LIMIT, META_FILE).decode("utf-8")
     except FileNotFoundError:
         raise CheckpointError(
             f"checkpoint {where} has no {META_FILE}; it is incomplete, load another one"
@@ -726,7 +770,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Che
             f"version {FORMAT_VERSION}; upgrade p2pkit"
         )
     try:
-        data = tensors_path.read_bytes()
+        data = _read_regular(tensors_path, None, TENSORS_FILE)
     except FileNotFoundError:
         raise CheckpointError(
             f"checkpoint {where} has no {TENSORS_FILE}; it is incomplete, load another one"

@@ -16,6 +16,7 @@ A run lives in one folder (``runs/NAME`` by default)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import signal
@@ -44,7 +45,7 @@ from p2pkit.engine.distributed import (
 )
 from p2pkit.engine.logging import LossHistory, save_grid
 from p2pkit.engine.tensorboard import TensorBoardLog, require_tensorboard
-from p2pkit.errors import ConfigError
+from p2pkit.errors import ConfigError, TrainingDiverged
 from p2pkit.registry import KINDS, get_registry
 
 CHECKPOINT_FORMAT = "p2pkit-run/1"
@@ -245,6 +246,7 @@ class Trainer:
         self.dataset = self._load_split(recipe.data.train_split, recipe.data.max_images or None)
         if len(self.dataset) == 0:
             raise ConfigError(f"{recipe.data.root}: no training images")
+        self._check_image_size()
         self.data_on_device = self._move_data_to_device()
         self.augment = PairAugment(
             recipe.data.load_size, recipe.data.crop_size, recipe.data.flip, recipe.data.preprocess
@@ -343,14 +345,42 @@ class Trainer:
         return True
 
     def _check_crop_size(self) -> None:
-        multiple = getattr(self.G, "size_multiple", 1)
         crop = self.recipe.data.crop_size
-        if crop % multiple:
+        if self.recipe.data.preprocess != "none" and crop % self._size_multiple():
             raise ConfigError(
-                f"data.crop_size {crop} is not a multiple of {multiple}, which generator "
-                f"'{self.recipe.generator.name}' needs; use e.g. "
-                f"{max(multiple, crop // multiple * multiple)}"
+                f"data.crop_size {crop} is not a multiple of {self._size_multiple()}, which "
+                f"generator '{self.recipe.generator.name}' needs; {self._size_advice(crop)}"
             )
+
+    def _check_image_size(self) -> None:
+        """With ``preprocess = "none"`` the network sees the stored images as they are."""
+        if self.recipe.data.preprocess != "none":
+            return
+        height, width = self.dataset.a.shape[-2:]
+        multiple = self._size_multiple()
+        if height % multiple or width % multiple:
+            raise ConfigError(
+                f"{self.dataset.root}: images are {height}x{width} but generator "
+                f"'{self.recipe.generator.name}' needs sides that are multiples of {multiple}, "
+                'and data.preprocess = "none" keeps them as they are; set data.preprocess = '
+                f'"resize" (to data.crop_size) or {self._size_advice(min(height, width))}'
+            )
+
+    def _size_multiple(self) -> int:
+        return int(getattr(self.G, "size_multiple", 1))
+
+    def _size_advice(self, size: int) -> str:
+        """What to change so a generator takes ``size`` px: its depth, else the size."""
+        from p2pkit.registry import get_registry
+
+        name, multiple = self.recipe.generator.name, self._size_multiple()
+        if "depth" in get_registry("generators").options(name) and size >= 4:
+            # A U-Net halves the size at each level: the deepest that divides `size`.
+            depth = max(d for d in range(1, 13) if size % 2**d == 0 or d == 1)
+            if depth >= 2:
+                return f"set generator.depth = {depth} (multiples of {2**depth})"
+        nearest = max(multiple, round(size / multiple) * multiple)
+        return f"use a size that is a multiple of {multiple}, such as {nearest}"
 
     def _load_split(self, split: str, max_images: int | None) -> Any:
         data = self.recipe.data
@@ -433,6 +463,8 @@ class Trainer:
         """
         from p2pkit.engine.checkpoint import capture_rng_state, save_checkpoint
 
+        self._check_finite_losses()
+        self._check_finite_weights()
         states = self.dist.gather_objects(capture_rng_state()) if self.dist.world_size > 1 else []
         path = None
         if self.dist.is_main:
@@ -682,9 +714,11 @@ class Trainer:
         # torchrun's RANK says which process this is.
         is_main = self.dist.is_main if self.dist else os.environ.get("RANK", "0") == "0"
         try:
+            if is_main and self.run_dir.is_dir():
+                lock.acquire()  # a busy folder is refused before the set-up's work
+            self._setup()  # writes nothing: a bad setting leaves no run folder behind
             if is_main:
                 lock.acquire()
-            self._setup()
             if owns_group and not self.dist.enabled:
                 owns_group = False
             if self.dist.is_main:
@@ -882,12 +916,47 @@ class Trainer:
         # Rank 0's clock decides: it writes the checkpoint.
         return due_anywhere
 
+    def _check_finite_losses(self) -> None:
+        """Stop with a one-line error when a loss since the last row is NaN or infinite.
+
+        Read only when the losses are read anyway (a log row, a save), so the check
+        costs no extra wait for the device.
+        """
+        bad = {k: v for k, v in self.history.means().items() if not math.isfinite(v)}
+        if bad:
+            key, value = next(iter(bad.items()))
+            raise TrainingDiverged(
+                f"training diverged at iteration {self.iteration}: {key} is {value} "
+                f"(in the last {max(self.recipe.train.log_every, 1)} iterations at most); "
+                f'{self._last_good()}; lower train.lr, or use train.precision = "fp32"'
+            )
+
+    def _check_finite_weights(self) -> None:
+        """Never save a network whose weights are NaN or infinite."""
+        for name, module in self._modules().items():
+            for key, p in module.named_parameters():
+                if not bool(torch.isfinite(p).all()):
+                    raise TrainingDiverged(
+                        f"training diverged at iteration {self.iteration}: weight {name}.{key} "
+                        f"is not finite; {self._last_good()}; lower train.lr, or use "
+                        'train.precision = "fp32"'
+                    )
+
+    def _last_good(self) -> str:
+        from p2pkit.engine.checkpoint import list_checkpoints
+
+        steps = list_checkpoints(self.run_dir)
+        if not steps:
+            return "no checkpoint was written"
+        return f"nothing was saved after the last good checkpoint, {steps[-1][1].name}"
+
     def _done(self, total_iterations: int) -> bool:
         return self.iteration >= total_iterations
 
     def _log_row(self, started: float, start_iteration: int) -> dict[str, Any]:
         if self.dist.world_size > 1:
             self.history.reduce_mean(self.dist.all_reduce_sum, self.dist.world_size)
+        self._check_finite_losses()
         row = self.history.write(
             epoch=self.epoch + 1,
             iteration=self.iteration,

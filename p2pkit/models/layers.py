@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from p2pkit.ranges import Range
+
+# Declared option ranges (checked by the registry before a network is built). They are
+# sanity limits: 256 is 4x the paper's widest setting (unet_256 at ngf 256 already has
+# 870 M parameters), and depth 12 means inputs of 4096 px multiples.
+Channels = Annotated[int, Range(1, 64)]
+Width = Annotated[int, Range(1, 256)]
+Depth = Annotated[int, Range(2, 12)]
+Layers = Annotated[int, Range(0, 12)]
+DropoutRate = Annotated[float, Range(0, 1, high_open=True)]
 
 NORMS = ("batch", "syncbatch", "instance", "none")
 

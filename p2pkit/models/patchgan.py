@@ -19,7 +19,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2pkit.models.layers import check_norm, init_weights, norm_layer, uses_bias
+from p2pkit.models.layers import (
+    Channels,
+    Layers,
+    Width,
+    check_norm,
+    init_weights,
+    norm_layer,
+    uses_bias,
+)
 
 
 def patchgan_receptive_field(n_layers: int) -> int:
@@ -57,10 +65,10 @@ class PatchGAN(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        ndf: int = 64,
-        n_layers: int = 3,
+        in_channels: Channels = 3,
+        out_channels: Channels = 3,
+        ndf: Width = 64,
+        n_layers: Layers = 3,
         norm: str = "batch",
         conditional: bool = True,
     ) -> None:
@@ -112,10 +120,10 @@ class PatchGAN(nn.Module):
 
 
 def patchgan(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ndf: int = 64,
-    n_layers: int = 3,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ndf: Width = 64,
+    n_layers: Layers = 3,
     norm: str = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
@@ -125,9 +133,9 @@ def patchgan(
 
 
 def pixelgan(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ndf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ndf: Width = 64,
     norm: str = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
@@ -136,9 +144,9 @@ def pixelgan(
 
 
 def patchgan_16(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ndf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ndf: Width = 64,
     norm: str = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
@@ -147,9 +155,9 @@ def patchgan_16(
 
 
 def patchgan_70(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ndf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ndf: Width = 64,
     norm: str = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
@@ -158,9 +166,9 @@ def patchgan_70(
 
 
 def patchgan_286(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ndf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ndf: Width = 64,
     norm: str = "batch",
     conditional: bool = True,
 ) -> PatchGAN:

@@ -29,7 +29,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from p2pkit.errors import ConfigError
-from p2pkit.models.layers import check_norm, init_weights, norm_layer, uses_bias
+from p2pkit.models.layers import (
+    Channels,
+    DropoutRate,
+    Layers,
+    Width,
+    check_norm,
+    init_weights,
+    norm_layer,
+    uses_bias,
+)
 
 
 class _DecoderBlock(nn.Sequential):
@@ -142,12 +151,12 @@ class TimmUNet(nn.Module):
     def __init__(
         self,
         backbone: str = "resnet18",
-        in_channels: int = 3,
-        out_channels: int = 3,
-        ngf: int = 32,
+        in_channels: Channels = 3,
+        out_channels: Channels = 3,
+        ngf: Width = 32,
         norm: str = "batch",
-        dropout: float = 0.5,
-        dropout_layers: int = 2,
+        dropout: DropoutRate = 0.5,
+        dropout_layers: Layers = 2,
         pretrained_path: str = "",
     ) -> None:
         super().__init__()

@@ -20,7 +20,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from p2pkit.models.layers import DownConv, UpConv, check_norm, init_weights, norm_layer, uses_bias
+from p2pkit.models.layers import (
+    Channels,
+    Depth,
+    DownConv,
+    DropoutRate,
+    Layers,
+    UpConv,
+    Width,
+    check_norm,
+    init_weights,
+    norm_layer,
+    uses_bias,
+)
 
 
 class UNet(nn.Module):
@@ -47,13 +59,13 @@ class UNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        ngf: int = 64,
-        depth: int = 8,
+        in_channels: Channels = 3,
+        out_channels: Channels = 3,
+        ngf: Width = 64,
+        depth: Depth = 8,
         norm: str = "batch",
-        dropout: float = 0.5,
-        dropout_layers: int = 3,
+        dropout: DropoutRate = 0.5,
+        dropout_layers: Layers = 3,
         skip: bool = True,
     ) -> None:
         super().__init__()
@@ -121,70 +133,70 @@ class UNet(nn.Module):
 
 
 def unet(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ngf: int = 64,
-    depth: int = 8,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ngf: Width = 64,
+    depth: Depth = 8,
     norm: str = "batch",
-    dropout: float = 0.5,
-    dropout_layers: int = 3,
+    dropout: DropoutRate = 0.5,
+    dropout_layers: Layers = 3,
 ) -> UNet:
     """U-Net generator of any depth (appendix 6.1.1); inputs are multiples of 2**depth."""
     return UNet(in_channels, out_channels, ngf, depth, norm, dropout, dropout_layers, skip=True)
 
 
 def unet_256(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ngf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ngf: Width = 64,
     norm: str = "batch",
-    dropout: float = 0.5,
+    dropout: DropoutRate = 0.5,
 ) -> UNet:
     """The paper's U-Net for 256x256 images: 8 downsamplings to a 1x1 bottleneck."""
     return UNet(in_channels, out_channels, ngf, 8, norm, dropout, 3, skip=True)
 
 
 def unet_128(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ngf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ngf: Width = 64,
     norm: str = "batch",
-    dropout: float = 0.5,
+    dropout: DropoutRate = 0.5,
 ) -> UNet:
     """The U-Net for 128x128 images: 7 downsamplings to a 1x1 bottleneck."""
     return UNet(in_channels, out_channels, ngf, 7, norm, dropout, 3, skip=True)
 
 
 def encoder_decoder(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ngf: int = 64,
-    depth: int = 8,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ngf: Width = 64,
+    depth: Depth = 8,
     norm: str = "batch",
-    dropout: float = 0.5,
-    dropout_layers: int = 3,
+    dropout: DropoutRate = 0.5,
+    dropout_layers: Layers = 3,
 ) -> UNet:
     """The encoder-decoder of section 4.3: the U-Net with its skip connections cut."""
     return UNet(in_channels, out_channels, ngf, depth, norm, dropout, dropout_layers, skip=False)
 
 
 def encoder_decoder_256(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ngf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ngf: Width = 64,
     norm: str = "batch",
-    dropout: float = 0.5,
+    dropout: DropoutRate = 0.5,
 ) -> UNet:
     """Encoder-decoder (section 4.3) for 256x256 images."""
     return UNet(in_channels, out_channels, ngf, 8, norm, dropout, 3, skip=False)
 
 
 def encoder_decoder_128(
-    in_channels: int = 3,
-    out_channels: int = 3,
-    ngf: int = 64,
+    in_channels: Channels = 3,
+    out_channels: Channels = 3,
+    ngf: Width = 64,
     norm: str = "batch",
-    dropout: float = 0.5,
+    dropout: DropoutRate = 0.5,
 ) -> UNet:
     """Encoder-decoder (section 4.3) for 128x128 images."""
     return UNet(in_channels, out_channels, ngf, 7, norm, dropout, 3, skip=False)
