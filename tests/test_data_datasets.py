@@ -314,6 +314,24 @@ def test_grey_files_where_rgb_is_expected_get_one_summary_warning(
     assert len(warnings) == 1 and "3 greyscale files" in warnings[0]
 
 
+def test_symlink_loop_in_a_data_folder_is_reported_with_its_path(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_aligned(tmp_path, n=2)
+    os.symlink("self.png", tmp_path / "self.png")  # a link to itself
+    os.symlink("pong.png", tmp_path / "ping.png")  # two links to each other
+    os.symlink("ping.png", tmp_path / "pong.png")
+    os.symlink("gone.png", tmp_path / "dangling.png")
+    with caplog.at_level(logging.WARNING, logger="p2pkit.data"):
+        ds = aligned(tmp_path)
+    assert [p.name for p in ds.paths] == ["1.png", "2.png"]
+    warnings = [r.getMessage() for r in caplog.records if "symbolic link" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{tmp_path}: ignoring 4 symbolic")
+    for name in ["self.png", "ping.png", "pong.png"]:
+        assert f"{name} (a symlink loop)" in warnings[0]
+    assert "dangling.png (its target is missing)" in warnings[0]
+
+
 # ---------------------------------------------------------------- on-disk cache
 
 

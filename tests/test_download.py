@@ -7,6 +7,8 @@ No test touches the network: each one serves archives built in memory from a sma
 
 from __future__ import annotations
 
+import errno
+import gzip
 import hashlib
 import io
 import random
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -285,11 +288,11 @@ def test_unsafe_archives_are_refused(server: Server, tmp_path: Path, case: str) 
     url = _serve(server, "bad.tar.gz", _tar(entries))
     with pytest.raises(DataError, match=re.escape(message)):
         dl.download(url, dest, progress=False)
-    # Nothing unpacked, nothing half-done, nothing outside.
+    # Nothing unpacked, nothing half-done, nothing outside, and no digest trusted.
     assert not (dest / "bad").exists()
     assert _leftovers(dest) == []
     assert not (dest / "evil").exists() and not (tmp_path / "evil").exists()
-    assert sorted(p.name for p in dest.iterdir()) == ["bad.tar.gz", "bad.tar.gz.sha256"]
+    assert sorted(p.name for p in dest.iterdir()) == ["bad.tar.gz"]
 
 
 def test_device_file_is_refused(tmp_path: Path) -> None:
@@ -340,3 +343,230 @@ def test_safe_extract_both_ways(tmp_path: Path, use_filter: bool) -> None:
         with pytest.raises(DataError, match=re.escape(message)):
             dl.safe_extract(archive, out, use_filter=use_filter)
         assert list(out.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A first download that is no archive
+# ---------------------------------------------------------------------------------------------
+
+
+NOT_ARCHIVES = {
+    "html": (b"<!DOCTYPE html><html><body>Quota exceeded</body></html>\n", "like an HTML page"),
+    "cut_off": (GOOD[: len(GOOD) // 2], "it breaks off"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_ARCHIVES))
+def test_a_first_download_that_is_no_archive_is_not_recorded_and_a_rerun_retries(
+    server: Server, tmp_path: Path, case: str
+) -> None:
+    body, why = NOT_ARCHIVES[case]
+    url = _serve(server, "tiny.tar.gz", body)
+    message = rf"tiny\.tar\.gz is not a tar archive \(.*{why}.*run the same command again to retry"
+    with pytest.raises(DataError, match=message):
+        dl.download(url, tmp_path, progress=False)
+    # Nothing trusted, the page kept aside for the curious, nothing unpacked.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.tar.gz.bad"]
+    assert (tmp_path / "tiny.tar.gz.bad").read_bytes() == body
+    # The server recovers: the same command, run again, downloads and verifies the real file.
+    server.state.files["/tiny.tar.gz"] = GOOD
+    _check_tiny(dl.download(url, tmp_path, progress=False))
+    assert server.state.ranges == [None, None]
+    digest = (tmp_path / "tiny.tar.gz.sha256").read_text().split()[0]
+    assert digest == hashlib.sha256(GOOD).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits on what an archive may unpack to
+# ---------------------------------------------------------------------------------------------
+
+
+def _huge_header_tar(declared: int) -> bytes:
+    """A tiny .tar.gz whose only header claims ``declared`` bytes of data (it holds 512)."""
+    info = tarfile.TarInfo("liar/huge.bin")
+    info.size = declared
+    return gzip.compress(info.tobuf(format=tarfile.GNU_FORMAT) + b"x" * 512 + bytes(1024))
+
+
+def test_unpacked_size_is_capped_before_anything_is_written(tmp_path: Path) -> None:
+    # 8 MB of zeros pack to a few KB: a small zip bomb.
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(_tar([("bomb/zeros.bin", bytes(8_000_000))]))
+    assert archive.stat().st_size < 50_000
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError, match=r"bomb\.tar\.gz unpacks to more than 1\.0 MB.*max_bytes"):
+        dl.safe_extract(archive, out, max_bytes=1_000_000)
+    assert list(out.iterdir()) == []
+    dl.safe_extract(archive, out, max_bytes=8_000_000)
+    assert (out / "bomb" / "zeros.bin").stat().st_size == 8_000_000
+
+
+@pytest.mark.parametrize("use_filter", [True, False], ids=["data_filter", "manual"])
+def test_a_header_declaring_a_huge_size_is_refused_at_once(
+    tmp_path: Path, use_filter: bool
+) -> None:
+    if use_filter and not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile data filter")
+    archive = tmp_path / "liar.tar.gz"
+    archive.write_bytes(_huge_header_tar(1 << 40))
+    out = tmp_path / "out"
+    out.mkdir()
+    # The default limit, judged from the header alone: nothing is read past it.
+    with pytest.raises(DataError, match=r"liar\.tar\.gz unpacks to more than 68\.7 GB"):
+        dl.safe_extract(archive, out, use_filter=use_filter)
+    assert list(out.iterdir()) == []
+
+
+def test_hard_links_count_as_copies_toward_the_size_cap(tmp_path: Path) -> None:
+    links = [_link(f"d/copy{i}.bin", "d/file.bin", hard=True) for i in range(5)]
+    archive = tmp_path / "links.tar.gz"
+    archive.write_bytes(_tar([("d/file.bin", b"x" * 1000), *links]))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError, match=r"links\.tar\.gz unpacks to more than"):
+        dl.safe_extract(archive, out, max_bytes=5_999)
+    dl.safe_extract(archive, out, max_bytes=6_000)
+    assert (out / "d" / "copy4.bin").read_bytes() == b"x" * 1000
+
+
+def test_member_count_is_capped(tmp_path: Path) -> None:
+    archive = tmp_path / "many.tar.gz"
+    archive.write_bytes(_tar([(f"many/{i}.txt", b"") for i in range(30)]))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError, match=r"many\.tar\.gz holds more than 20 members.*max_members"):
+        dl.safe_extract(archive, out, max_members=20)
+    assert list(out.iterdir()) == []
+    dl.safe_extract(archive, out, max_members=30)
+    assert len(list((out / "many").iterdir())) == 30
+
+
+def test_limits_can_be_raised_from_the_environment(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command line has no option for the limits: the variables are how its users raise them.
+    url = _serve(server, "tiny.tar.gz", GOOD)
+    monkeypatch.setenv("P2PKIT_MAX_UNPACK_BYTES", "100K")
+    with pytest.raises(
+        DataError, match=r"tiny\.tar\.gz unpacks to more.*P2PKIT_MAX_UNPACK_BYTES=1G"
+    ):
+        dl.download(url, tmp_path, progress=False)
+    assert not (tmp_path / "tiny").exists()
+    assert not (tmp_path / "tiny.tar.gz.sha256").exists()
+    monkeypatch.setenv("P2PKIT_MAX_UNPACK_BYTES", "1MiB")
+    monkeypatch.setenv("P2PKIT_MAX_UNPACK_MEMBERS", "1")
+    with pytest.raises(DataError, match=r"more than 1 members.*P2PKIT_MAX_UNPACK_MEMBERS=2"):
+        dl.download(url, tmp_path, progress=False)
+    monkeypatch.setenv("P2PKIT_MAX_UNPACK_MEMBERS", "2")
+    _check_tiny(dl.download(url, tmp_path, progress=False))
+    assert server.state.ranges == [None]  # the archive was kept, never fetched again
+    monkeypatch.setenv("P2PKIT_MAX_UNPACK_BYTES", "lots")
+    with pytest.raises(DataError, match=r"P2PKIT_MAX_UNPACK_BYTES='lots' is not a positive size"):
+        dl.download(url, tmp_path, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk
+# ---------------------------------------------------------------------------------------------
+
+
+class _FullDisk:
+    """A file that takes ``room`` more bytes, then fails as a full disk does."""
+
+    def __init__(self, fh: io.BufferedWriter, room: int) -> None:
+        self.fh = fh
+        self.room = room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.fh.write(data[: self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.fh.write(data)
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.fh, name)
+
+
+def test_full_disk_while_downloading_says_so_and_a_rerun_resumes(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _serve(server, "tiny.tar.gz", GOOD)
+
+    def open_on_a_full_disk(path: Path, mode: str = "r", *args: object, **kwargs: object):
+        fh = open(path, mode, *args, **kwargs)  # noqa: SIM115 - closed by _FullDisk
+        return _FullDisk(fh, room=50_000) if str(path).endswith(".part") else fh
+
+    monkeypatch.setattr(dl, "open", open_on_a_full_disk, raising=False)
+    with pytest.raises(DataError) as info:
+        dl.download(url, tmp_path, progress=False)
+    message = str(info.value)
+    assert f"the disk holding {tmp_path} is full" in message
+    assert f"needs {dl._fmt_bytes(len(GOOD) - 50_000)} more" in message
+    assert "free some space and run the same command again to resume" in message
+    assert "delete" not in message
+    assert (tmp_path / "tiny.tar.gz.part").read_bytes() == GOOD[:50_000]
+    monkeypatch.undo()
+    _check_tiny(dl.download(url, tmp_path, progress=False))
+    assert server.state.ranges == [None, "bytes=50000-"]
+
+
+def _no_room(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_full_disk_while_unpacking_says_so_and_keeps_the_archive(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _serve(server, "tiny.tar.gz", GOOD)
+    # Where each extraction path writes file data.
+    monkeypatch.setattr(tarfile, "copyfileobj", _no_room)
+    monkeypatch.setattr(dl.shutil, "copyfileobj", _no_room)
+    with pytest.raises(DataError) as info:
+        dl.download(url, tmp_path, progress=False)
+    message = str(info.value)
+    assert f"the disk holding {tmp_path} is full while unpacking tiny.tar.gz" in message
+    assert "needs about 200.0 KB; free some space and run again" in message
+    assert "delete" not in message
+    assert not (tmp_path / "tiny").exists() and _leftovers(tmp_path) == []
+    assert (tmp_path / "tiny.tar.gz").read_bytes() == GOOD
+    monkeypatch.undo()
+    _check_tiny(dl.download(url, tmp_path, progress=False))
+    assert server.state.ranges == [None]
+
+
+@pytest.mark.parametrize("use_filter", [True, False], ids=["data_filter", "manual"])
+def test_full_disk_in_either_extraction_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_filter: bool
+) -> None:
+    if use_filter and not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile data filter")
+    archive = tmp_path / "tiny.tar.gz"
+    archive.write_bytes(GOOD)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(tarfile, "copyfileobj", _no_room)
+    monkeypatch.setattr(dl.shutil, "copyfileobj", _no_room)
+    with pytest.raises(DataError, match=rf"disk holding {re.escape(str(out))} is full"):
+        dl.safe_extract(archive, out, use_filter=use_filter)
+
+
+def test_too_little_free_space_to_unpack_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "tiny.tar.gz"
+    archive.write_bytes(GOOD)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: SimpleNamespace(free=1000))
+    with pytest.raises(DataError, match=r"not enough disk space in .*out to unpack tiny\.tar\.gz"):
+        dl.safe_extract(archive, out)
+    assert list(out.iterdir()) == []

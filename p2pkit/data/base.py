@@ -8,6 +8,7 @@ which files form a row and how they split into sides.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Sequence
@@ -105,21 +106,42 @@ def resolve_folder(root: str | Path, split: str | None) -> Path:
 
 
 def list_folder(folder: Path) -> list[Path]:
-    """The images in ``folder`` (natural order), warning once about files that are not images.
+    """The images in ``folder`` (natural order), warning once about files that are not images
+    and once about symbolic links that cannot be followed (loops, missing targets).
 
     Raises:
         DataError: The folder is missing or holds no images.
     """
     images = list_images(folder)
-    others = [
-        p.name
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and not is_image_file(p)
-    ]
+    others: list[str] = []
+    dead_links: list[str] = []
+    for p in folder.iterdir():
+        if p.name.startswith("."):
+            continue
+        if p.is_file():
+            if not is_image_file(p):
+                others.append(p.name)
+        elif p.is_symlink() and not p.exists():
+            # is_file() and exists() are quietly False for these: without a word the image
+            # would just be missing from the dataset.
+            try:
+                os.stat(p)
+                why = "unreadable"
+            except OSError as err:
+                why = "a symlink loop" if err.errno == errno.ELOOP else "its target is missing"
+            dead_links.append(f"{p.name} ({why})")
     if others:
         shown = ", ".join(sorted(others)[:5]) + (" ..." if len(others) > 5 else "")
         logger.warning(
             "%s: ignoring %d files without an image extension (%s)", folder, len(others), shown
+        )
+    if dead_links:
+        shown = ", ".join(sorted(dead_links)[:5]) + (" ..." if len(dead_links) > 5 else "")
+        logger.warning(
+            "%s: ignoring %d symbolic links that cannot be followed: %s; fix or remove them",
+            folder,
+            len(dead_links),
+            shown,
         )
     if not images:
         raise DataError(

@@ -15,14 +15,24 @@ What the function guarantees:
   ``<archive>.corrupt`` and raises :class:`~p2pkit.errors.DataError`. Where none is known (we
   publish none we have not computed ourselves) the digest is computed, printed and recorded in
   ``<archive>.sha256`` so every later run verifies the archive against it (trust on first use).
+  It is recorded only once the file proved to be a readable tar archive that would be unpacked:
+  anything else (an HTML error page, a cut-off file) is moved to ``<archive>.bad`` unrecorded, so
+  the next run downloads afresh.
 * Safe extraction: absolute paths, ``..`` components, links that leave the target and device
   files are refused, naming the member. Python's ``tarfile`` ``"data"`` filter is used where it
   exists and an equivalent manual extraction elsewhere. Members are unpacked into a temporary
   folder beside the destination, which is renamed into place only when everything succeeded.
+* Bounded extraction: an archive whose headers declare more than :data:`MAX_UNPACK_BYTES`
+  unpacked or more than :data:`MAX_UNPACK_MEMBERS` members is refused before anything is
+  written (``$P2PKIT_MAX_UNPACK_BYTES`` and ``$P2PKIT_MAX_UNPACK_MEMBERS`` raise the limits), as
+  is one that would not fit in the free disk space.
+* A full disk, while downloading or unpacking, is reported as such: the partial download and
+  the archive are kept, and running again resumes once space was freed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import logging
@@ -52,6 +62,8 @@ from p2pkit.errors import DataError
 
 __all__ = [
     "DATASETS",
+    "MAX_UNPACK_BYTES",
+    "MAX_UNPACK_MEMBERS",
     "PIX2PIX_BASE_URL",
     "DatasetSource",
     "download",
@@ -63,6 +75,21 @@ log = logging.getLogger(__name__)
 
 PIX2PIX_BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 """Where the pix2pix authors publish the datasets (plain HTTP: the host serves no HTTPS)."""
+
+MAX_UNPACK_BYTES = 64 * 1024**3
+"""Default limit on the bytes one archive may unpack to (64 GiB; edges2handbags needs ~9 GB)."""
+
+MAX_UNPACK_MEMBERS = 2_000_000
+"""Default limit on the members (files, folders, links) of one archive."""
+
+_BYTES_VARIABLE = "P2PKIT_MAX_UNPACK_BYTES"
+_MEMBERS_VARIABLE = "P2PKIT_MAX_UNPACK_MEMBERS"
+
+# "No room to write": a full disk, or (where the platform has it) an exhausted quota.
+_NO_SPACE = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None
+)
+_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 _CHUNK = 1 << 20
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
@@ -257,6 +284,66 @@ def _int_header(value: str | None) -> int | None:
         return None
 
 
+def _no_space(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return isinstance(err, OSError) and err.errno in _NO_SPACE
+
+
+def _one_line(err: BaseException) -> str:
+    # tarfile.open's "could not be opened" lists one line per compression method it tried.
+    return " ".join(str(err).split()) or err.__class__.__name__
+
+
+def _free_space(folder: Path) -> int:
+    """Free bytes on the disk that holds ``folder`` (or its nearest existing parent)."""
+    folder = folder.absolute()
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+_SIZE = re.compile(r"([0-9]+)\s*(?:([KMGT])(i?)B?|B)?", re.IGNORECASE)
+
+
+def _parse_size(text: str) -> int | None:
+    """``"200G"`` -> 200 * 1000**3, ``"64GiB"`` -> 64 * 1024**3, ``"5000"`` -> 5000; else None."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        return None
+    number, prefix, binary = match.groups()
+    if prefix is None:
+        return int(number)
+    return int(number) * (1024 if binary else 1000) ** ("KMGT".index(prefix.upper()) + 1)
+
+
+def _limit(value: int | None, variable: str, default: int, argument: str) -> int:
+    """An unpacking limit: the argument if given, else ``$variable``, else ``default``."""
+    if value is not None:
+        if value < 1:
+            raise DataError(f"{argument} must be 1 or more, not {value}")
+        return value
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    sizes = variable == _BYTES_VARIABLE
+    parsed = _parse_size(text) if sizes else (int(text) if re.fullmatch(r"[0-9]+", text) else None)
+    if not parsed:
+        example = "200G" if sizes else "5000000"
+        raise DataError(
+            f"{variable}={text!r} is not a positive {'size' if sizes else 'whole number'}: set "
+            f"it like {variable}={example}, or unset it for the default"
+        )
+    return parsed
+
+
+def _limits(max_bytes: int | None, max_members: int | None) -> tuple[int, int]:
+    """The unpacking limits ``(bytes, members)`` from the arguments, environment or defaults."""
+    return (
+        _limit(max_bytes, _BYTES_VARIABLE, MAX_UNPACK_BYTES, "max_bytes"),
+        _limit(max_members, _MEMBERS_VARIABLE, MAX_UNPACK_MEMBERS, "max_members"),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Download with resume
 # --------------------------------------------------------------------------------------------
@@ -374,22 +461,34 @@ def _stream(
     label: str,
 ) -> None:
     """Copy the response body to ``part`` chunk by chunk, showing a progress bar."""
-    with _progress_bar(progress) as bar, open(part, mode) as fh:
+    with _progress_bar(progress) as bar:
         task = bar.add_task(label, total=expected, completed=offset)
         try:
-            while True:
-                chunk = response.read(_CHUNK)
-                if not chunk:
-                    break
-                fh.write(chunk)
-                bar.advance(task, len(chunk))
+            # The file is closed inside the try: closing flushes the buffer, which is where a
+            # full disk often shows first.
+            with open(part, mode) as fh:
+                while True:
+                    chunk = response.read(_CHUNK)
+                    if not chunk:
+                        break
+                    fh.write(chunk)
+                    bar.advance(task, len(chunk))
         except (http.client.HTTPException, OSError) as err:
-            # A reset connection, a timeout or http.client's IncompleteRead all mean the same:
-            # what we have is a valid prefix, keep it for the next run.
-            fh.flush()
+            # Whatever failed, the bytes on disk are a valid prefix of the body (writes land in
+            # order): keep them for the next run.
+            have = part.stat().st_size if part.exists() else 0
+            if _no_space(err):
+                short = expected - have if expected is not None else 0
+                more = f", it needs {_fmt_bytes(short)} more" if short > 0 else ""
+                raise DataError(
+                    f"the disk holding {part.parent} is full: the download of {url} stopped "
+                    f"after {_fmt_bytes(have)}{more}; free some space and run the same command "
+                    f"again to resume (the partial file {part.name} is kept)"
+                ) from err
+            # A reset connection, a timeout or http.client's IncompleteRead all mean the same.
             raise DataError(
                 f"download of {url} was interrupted ({err.__class__.__name__}) after "
-                f"{_fmt_bytes(fh.tell())}; the partial file {part} is kept, run the same "
+                f"{_fmt_bytes(have)}; the partial file {part} is kept, run the same "
                 "command again to resume"
             ) from err
 
@@ -409,14 +508,71 @@ def _read_sidecar(sidecar: Path) -> str | None:
     return digest
 
 
-def _verify(archive: Path, expected: str | None, progress: bool) -> None:
+def _record(sidecar: Path, digest: str, archive: Path) -> None:
+    """Write ``digest`` to the sidecar file of ``archive``."""
+    try:
+        sidecar.write_text(f"{digest}  {archive.name}\n", encoding="utf-8")
+    except OSError as err:
+        if not _no_space(err):
+            raise
+        # A cut-off record would stop every later run with "does not hold a digest".
+        sidecar.unlink(missing_ok=True)
+        raise DataError(
+            f"the disk holding {sidecar.parent} is full: cannot record {sidecar.name}; free some "
+            f"space and run again ({archive.name} is kept)"
+        ) from err
+
+
+def _reject_download(archive: Path, why: str) -> DataError:
+    """Move a downloaded file that is no usable archive aside; return the error to raise."""
+    with open(archive, "rb") as fh:
+        head = fh.read(512)
+    if not head:
+        why = "it is empty"
+    elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        why = "it starts with '<' like an HTML page, probably an error or login page"
+    aside = archive.with_name(archive.name + ".bad")
+    os.replace(archive, aside)
+    return DataError(
+        f"{archive} is not a tar archive ({why}): the server did not send one; no checksum was "
+        f"recorded and the file was moved to {aside.name} (its content may say why), run the "
+        "same command again to retry"
+    )
+
+
+def _check_first_download(archive: Path, max_bytes: int, max_members: int) -> None:
+    """Make sure ``archive``, whose digest is about to be trusted, is an archive we would unpack.
+
+    Raises:
+        DataError: the file is not a readable tar archive (it is moved to ``<archive>.bad``), a
+            member is unsafe, or the archive exceeds the unpacking limits (it stays in place).
+    """
+    opened = False
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            opened = True
+            _check_members(tar, archive.name, max_bytes, max_members)
+    except _READ_ERRORS as err:
+        if opened:
+            why = f"it breaks off: {_one_line(err)}"
+        else:
+            why = "it is none of .tar, .tar.gz, .tar.bz2, .tar.xz"
+        raise _reject_download(archive, why) from err
+
+
+def _verify(
+    archive: Path, expected: str | None, progress: bool, max_bytes: int, max_members: int
+) -> None:
     """Check ``archive`` against ``expected`` or its sidecar; record the digest if neither."""
     sidecar = archive.with_name(archive.name + ".sha256")
     recorded = _read_sidecar(sidecar)
     want = expected.lower() if expected else recorded
     got = sha256_file(archive)
     if want is None:
-        sidecar.write_text(f"{got}  {archive.name}\n", encoding="utf-8")
+        # Trust on first use, but only of an archive: the recorded digest of an error page would
+        # make every later download of the real file fail the check.
+        _check_first_download(archive, max_bytes, max_members)
+        _record(sidecar, got, archive)
         _say(
             f"sha256 of {archive.name}: {got} (no published checksum; recorded in {sidecar.name} "
             "so later runs verify against it)",
@@ -433,7 +589,7 @@ def _verify(archive: Path, expected: str | None, progress: bool) -> None:
             + ("" if expected else f" (or delete {sidecar.name} if the server's file changed)")
         )
     if recorded != got:
-        sidecar.write_text(f"{got}  {archive.name}\n", encoding="utf-8")
+        _record(sidecar, got, archive)
     _say(f"sha256 of {archive.name} verified", progress)
 
 
@@ -467,6 +623,67 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     if not (member.isfile() or member.isdir()):
         return "is of a type that is not a file, folder or link"
     return None
+
+
+def _over_size_limit(label: str, max_bytes: int) -> DataError:
+    bigger = -(-2 * max_bytes // 1000**3)  # twice the limit, in whole GB
+    return DataError(
+        f"{label} unpacks to more than {_fmt_bytes(max_bytes)}, the limit on unpacked size; "
+        f"nothing was extracted. If you trust the archive, raise the limit: set "
+        f"{_BYTES_VARIABLE}={bigger}G (or pass max_bytes)"
+    )
+
+
+def _check_members(
+    tar: tarfile.TarFile, label: str, max_bytes: int, max_members: int
+) -> tuple[list[tarfile.TarInfo], int]:
+    """Judge every member of an open archive before anything is written.
+
+    Returns:
+        The members, and the bytes extracting them writes.
+
+    Raises:
+        DataError: a member is unsafe, or the archive exceeds ``max_bytes`` or ``max_members``.
+        tarfile.TarError, EOFError, zlib.error, OSError: the archive cannot be read.
+    """
+    members: list[tarfile.TarInfo] = []
+    sizes: dict[str, int] = {}
+    later: list[str] = []
+    total = 0
+    # One header at a time, so a limit stops the scan at the first member past it: listing a
+    # compressed bomb to its end would mean decompressing all of it. The declared sizes are what
+    # gets written: tarfile copies exactly ``size`` bytes per file, whatever the stream holds.
+    for member in tar:
+        members.append(member)
+        if len(members) > max_members:
+            raise DataError(
+                f"{label} holds more than {max_members:,} members, the limit; nothing was "
+                "extracted. If you trust the archive, raise the limit: set "
+                f"{_MEMBERS_VARIABLE}={2 * max_members} (or pass max_members)"
+            )
+        problem = _member_problem(member)
+        if problem:
+            raise DataError(
+                f"{label}: archive member {member.name!r} {problem}; the archive is refused, "
+                "nothing was extracted"
+            )
+        if member.isfile():
+            sizes[str(PurePosixPath(member.name))] = member.size
+            total += member.size
+        elif member.islnk():
+            # A hard link is written as a copy by the manual path (and by tarfile where the file
+            # system has no hard links), so it weighs as much as its target.
+            target = str(PurePosixPath(member.linkname))
+            if target in sizes:
+                total += sizes[target]
+            else:
+                later.append(target)
+        if total > max_bytes:
+            raise _over_size_limit(label, max_bytes)
+    total += sum(sizes.get(target, 0) for target in later)
+    if total > max_bytes:
+        raise _over_size_limit(label, max_bytes)
+    return members, total
 
 
 def _inside(path: str, root: str) -> bool:
@@ -547,7 +764,12 @@ def _check_links_on_disk(dest: Path, label: str) -> None:
 
 
 def safe_extract(
-    archive: str | os.PathLike[str], dest: str | os.PathLike[str], *, use_filter: bool | None = None
+    archive: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    use_filter: bool | None = None,
+    max_bytes: int | None = None,
+    max_members: int | None = None,
 ) -> None:
     """Extract a tar archive into the existing folder ``dest``, refusing unsafe members.
 
@@ -556,27 +778,46 @@ def safe_extract(
         dest: Folder to extract into; should be empty (callers pass a fresh temporary folder).
         use_filter: Use ``tarfile``'s ``"data"`` filter (default: when this Python has it).
             ``False`` forces the manual equivalent; tests use it to cover old Pythons.
+        max_bytes: Refuse an archive whose members unpack to more bytes (hard links count as
+            copies). Default: ``$P2PKIT_MAX_UNPACK_BYTES`` (``200G``, ``64GiB`` or bytes), else
+            :data:`MAX_UNPACK_BYTES`.
+        max_members: Refuse an archive with more members. Default:
+            ``$P2PKIT_MAX_UNPACK_MEMBERS``, else :data:`MAX_UNPACK_MEMBERS`.
 
     Raises:
-        DataError: naming the first offending member, or if the archive is unreadable. What was
-            already written to ``dest`` stays there for the caller to remove.
+        DataError: naming the first offending member, the limit exceeded, a full disk, or if the
+            archive is unreadable. Unsafe members and exceeded limits are found before anything
+            is written; what a later failure already wrote stays in ``dest`` for the caller to
+            remove.
     """
-    archive = Path(archive)
-    dest = Path(dest)
+    max_bytes, max_members = _limits(max_bytes, max_members)
+    _unpack(Path(archive), Path(dest), use_filter, max_bytes, max_members, shown=Path(dest))
+
+
+def _unpack(
+    archive: Path,
+    dest: Path,
+    use_filter: bool | None,
+    max_bytes: int,
+    max_members: int,
+    *,
+    shown: Path,
+) -> None:
+    """:func:`safe_extract` with resolved limits; ``shown`` is the folder messages name."""
     if use_filter is None:
         use_filter = hasattr(tarfile, "data_filter")
+    size: int | None = None
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
             # Judge the whole archive before writing anything, so a bad member at the end does
             # not leave a half-extracted tree and the message names the member plainly.
-            for member in members:
-                problem = _member_problem(member)
-                if problem:
-                    raise DataError(
-                        f"{archive.name}: archive member {member.name!r} {problem}; the archive "
-                        "is refused, nothing was extracted"
-                    )
+            members, size = _check_members(tar, archive.name, max_bytes, max_members)
+            free = _free_space(dest)
+            if free < size:
+                raise DataError(
+                    f"not enough disk space in {shown} to unpack {archive.name}: need "
+                    f"{_fmt_bytes(size)}, {_fmt_bytes(free)} free; free some space and run again"
+                )
             if use_filter:
                 # Links last, as in the manual path: once a link exists no file is written after
                 # it, so nothing can be written through a link, whatever the archive's order.
@@ -593,24 +834,46 @@ def safe_extract(
                 _extract_manually(tar, members, dest, archive.name)
     except DataError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+    except _READ_ERRORS as err:
+        if _no_space(err):
+            # The archive is fine: only the space is missing, so do not advise deleting it.
+            needs = f", which needs about {_fmt_bytes(size)}" if size is not None else ""
+            raise DataError(
+                f"the disk holding {shown} is full while unpacking {archive.name}{needs}; free "
+                "some space and run again (the archive itself is fine)"
+            ) from err
         raise DataError(
-            f"{archive} cannot be unpacked ({err}); delete it and run again to download it afresh"
+            f"{archive} cannot be unpacked ({_one_line(err)}); delete it and run again to "
+            "download it afresh"
         ) from err
     _check_links_on_disk(dest, archive.name)
 
 
-def _extract_into(archive: Path, target: Path, progress: bool) -> Path:
+def _extract_into(
+    archive: Path, target: Path, progress: bool, max_bytes: int, max_members: int
+) -> Path:
     """Unpack ``archive`` so that its dataset ends up at ``target``, atomically."""
     if not tarfile.is_tarfile(archive):
+        # Only reached when a digest was known: a sidecar recorded by an older p2pkit may hold
+        # the digest of an error page, and would fail the next download of the real archive.
+        sidecar = archive.with_name(archive.name + ".sha256")
+        also = f" and {sidecar.name}" if sidecar.exists() else ""
         raise DataError(
-            f"{archive} is not a tar archive (perhaps an error page was saved); delete it and run "
-            "again"
+            f"{archive} is not a tar archive (perhaps an error page was saved); delete it{also} "
+            "and run again"
         )
     _say(f"unpacking {archive.name} into {target}", progress)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.unpacking-", dir=target.parent))
     try:
-        safe_extract(archive, tmp)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.unpacking-", dir=target.parent))
+    except OSError as err:
+        if not _no_space(err):
+            raise
+        raise DataError(
+            f"the disk holding {target.parent} is full: cannot unpack {archive.name}; free some "
+            "space and run again (the archive itself is fine)"
+        ) from err
+    try:
+        _unpack(archive, tmp, None, max_bytes, max_members, shown=target.parent)
         entries = list(tmp.iterdir())
         # The pix2pix archives hold one top folder (facades/...): that folder becomes the target.
         # Anything else is kept as it is, inside the target folder.
@@ -641,6 +904,8 @@ def download(
     progress: bool = True,
     extract: bool = True,
     timeout: float = 30,
+    max_bytes: int | None = None,
+    max_members: int | None = None,
 ) -> Path:
     """Download (and by default unpack) a pix2pix dataset archive.
 
@@ -653,16 +918,23 @@ def download(
         progress: Show a progress bar and messages on stderr.
         extract: Unpack the archive after download.
         timeout: Seconds to wait for the server on connect and on each read.
+        max_bytes: Refuse an archive that unpacks to more bytes (see :func:`safe_extract`;
+            default ``$P2PKIT_MAX_UNPACK_BYTES``, else :data:`MAX_UNPACK_BYTES`).
+        max_members: Refuse an archive with more members (default
+            ``$P2PKIT_MAX_UNPACK_MEMBERS``, else :data:`MAX_UNPACK_MEMBERS`).
 
     Returns:
         ``dest_dir/<name>`` (the unpacked dataset) if ``extract``, else the archive's path. If
         the unpacked folder already exists it is returned at once, without network access.
 
     Raises:
-        DataError: unknown name, network or HTTP failure, truncated download (the ``.part`` file
-            is kept for resuming), checksum mismatch (the file is moved to ``.corrupt``), or an
-            unsafe/unreadable archive (nothing is left half-unpacked).
+        DataError: unknown name, network or HTTP failure, truncated download or full disk (the
+            ``.part`` file is kept for resuming), checksum mismatch (the file is moved to
+            ``.corrupt``), a first download that is no archive (moved to ``.bad``, nothing
+            recorded), or an unsafe, unreadable or too large archive (nothing is left
+            half-unpacked).
     """
+    max_bytes, max_members = _limits(max_bytes, max_members)
     name, url, filename, expected = _resolve(name_or_url, url, sha256)
     _check_url(url)
     if expected is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
@@ -683,8 +955,8 @@ def download(
         _say(f"downloading {url}{size}{resuming}", progress)
         _fetch(url, part, timeout=timeout, progress=progress, label=filename)
         os.replace(part, archive)
-    _verify(archive, expected, progress)
+    _verify(archive, expected, progress, max_bytes, max_members)
 
     if not extract:
         return archive
-    return _extract_into(archive, target, progress)
+    return _extract_into(archive, target, progress, max_bytes, max_members)
