@@ -3,22 +3,38 @@
 Used by ``p2pkit translate`` and ``p2pkit evaluate``. A checkpoint records the
 generator's and the task's names and options, so nothing has to be repeated on
 the command line.
+
+``p2pkit translate`` works in three steps, so a problem stops it before it writes
+anything: :func:`plan_outputs` names every output and refuses names that would
+replace an input; :func:`check_inputs` reads every input once (one at a time,
+keeping nothing) and lists all unusable files together; :func:`translate_files`
+then translates the usable ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from p2pkit.errors import ConfigError, DataError
+from p2pkit.errors import CheckpointError, ConfigError, DataError, RegistryError
 from p2pkit.registry import get_registry
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from p2pkit.data.preflight import Problem
+
 LAYOUTS = ("single", "aligned")
+
+TRIPLETS_DIR = "triplets"
+"""Sub-folder of the output folder for ``--save-triplets`` strips."""
 
 
 @dataclass
@@ -91,18 +107,30 @@ def load_trained(
     # network for training (a pretrained backbone) is not read again, and need
     # not exist on this machine.
     options = {k: v for k, v in spec["options"].items() if k not in INIT_ONLY_OPTIONS}
-    G = get_registry("generators").create(spec["name"], **options)
+    try:
+        G = get_registry("generators").create(spec["name"], **options)
+    except RegistryError as exc:  # out-of-range options included: meta.json is data
+        raise CheckpointError(
+            f"{ckpt.path / 'meta.json'}: networks.generator: {exc}; the file was changed "
+            "since training or is not from p2pkit"
+        ) from None
     module = "generator_ema" if chosen == "ema" else "generator"
     ckpt.load_module(module, G, expected_options=spec["options"])
     task_spec = ckpt.meta["task"]
-    task = get_registry("tasks").create(task_spec["name"], **task_spec["options"])
+    try:
+        task = get_registry("tasks").create(task_spec["name"], **task_spec["options"])
+    except RegistryError as exc:
+        raise CheckpointError(f"{ckpt.path / 'meta.json'}: task: {exc}") from None
     dev = resolve_device(device)
     G.to(dev).eval()
     return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev, chosen)
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Image files from a mix of files and folders (folders: natural order)."""
+    """Image files from a mix of files and folders (folders: natural order).
+
+    A file named twice (``photos/`` and ``photos/a.png``) is kept once, where it first appears.
+    """
     from p2pkit.data.io import is_image_file, list_images
 
     files: list[Path] = []
@@ -118,31 +146,195 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
             files.append(item)
         else:
             raise DataError(f"{item}: no such file or folder")
-    return files
+    seen: set[Path] = set()
+    unique = []
+    for path in files:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def output_names(files: list[Path]) -> list[str]:
+    """The name each input's translation is saved under, relative to the output folder.
+
+    The rule, which ``p2pkit translate --out`` states too:
+
+    1. ``DIR/NAME.EXT`` is saved as ``NAME.png``.
+    2. Inputs of one folder that would share a name keep their extension (repeatedly, until
+       none do): ``a.jpg`` and ``a.png`` give ``a.jpg.png`` and ``a.png.png``.
+    3. Inputs of different folders that would share a name go into sub-folders named after
+       their folders, with as many trailing folder names as it takes to tell them apart:
+       ``train/1.png`` and ``val/1.png``; ``x/val/1.png`` and ``y/val/1.png``.
+
+    Names are compared ignoring case, as macOS and Windows file systems do.
+
+    Args:
+        files: the inputs, each named once (see :func:`expand_inputs`).
+
+    Returns:
+        Relative POSIX paths ending in ``.png``, in the order of ``files``.
+
+    Raises:
+        DataError: two inputs still share a name (``A.png`` and ``a.png`` in one folder).
+    """
+    folders = [path.resolve().parent for path in files]
+    keep_suffix = [False] * len(files)
+
+    def name(i: int) -> str:
+        return (files[i].name if keep_suffix[i] else files[i].stem) + ".png"
+
+    changed = True
+    while changed:  # each input changes at most once, so this ends
+        changed = False
+        groups: dict[tuple[Path, str], list[int]] = defaultdict(list)
+        for i in range(len(files)):
+            groups[(folders[i], name(i).casefold())].append(i)
+        for members in (m for m in groups.values() if len(m) > 1):
+            for i in members:
+                changed = changed or not keep_suffix[i]
+                keep_suffix[i] = True
+    names = [name(i) for i in range(len(files))]
+    shared: dict[str, list[int]] = defaultdict(list)
+    for i, text in enumerate(names):
+        shared[text.casefold()].append(i)
+    for members in (m for m in shared.values() if len(m) > 1):
+        parts = [folders[i].parts[1:] for i in members]  # without the root ("/" or "C:\\")
+        for depth in range(1, max(len(p) for p in parts) + 1):
+            tails = [tuple(part.casefold() for part in p[-depth:]) for p in parts]
+            if len(set(tails)) == len(tails):
+                for i, p in zip(members, parts, strict=True):
+                    names[i] = "/".join([*p[-depth:], names[i]])
+                break
+    first: dict[str, int] = {}
+    for i, text in enumerate(names):
+        other = first.setdefault(text.casefold(), i)
+        if other != i:
+            raise DataError(
+                f"{files[other]} and {files[i]} would both be saved as {text}; rename one of them"
+            )
+    return names
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, so two names for one file compare equal."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def plan_outputs(
+    files: list[Path], out: Path, *, triplets: bool = False
+) -> list[tuple[Path, Path | None]]:
+    """Where each input's translation (and triplet strip) goes, checked before any work.
+
+    Args:
+        files: the inputs, from :func:`expand_inputs`.
+        out: the output folder (it need not exist yet).
+        triplets: also plan ``out/triplets/<name>`` strips.
+
+    Returns:
+        ``(output, triplet or None)`` per input, in order; names follow :func:`output_names`.
+
+    Raises:
+        DataError: two inputs would share an output, or an output would replace an input
+            file (``out`` is, holds or lies inside an input folder).
+    """
+    names = output_names(files)
+    if triplets:
+        strips = {f"{TRIPLETS_DIR}/{name}".casefold() for name in names}
+        mixed = [name for name in names if name.casefold() in strips]
+        if mixed:
+            raise DataError(
+                f"{out / mixed[0]}: an input folder named {TRIPLETS_DIR!r} would mix its "
+                "outputs with the --save-triplets strips; rename that folder or drop the flag"
+            )
+    plan = [(out / n, out / TRIPLETS_DIR / n if triplets else None) for n in names]
+    inputs = {_identity(path) for path in files} - {None}
+    hits = [p for pair in plan for p in pair if p is not None and _identity(p) in inputs]
+    if hits:
+        more = f" and {len(hits) - 1} more" if len(hits) > 1 else ""
+        raise DataError(
+            f"--out {out}: the translations would overwrite the input {hits[0]}{more}; choose "
+            "an output folder that is not an input folder and holds none of the inputs"
+        )
+    return plan
+
+
+def _read_sides(
+    path: Path, channels: tuple[int, int], direction: str, layout: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The input side (and the target side if ``aligned``) of one file as (H, W, C) arrays.
+
+    Raises:
+        ImageProblem: the file cannot be used; the message leaves the path out.
+    """
+    from p2pkit.data.decode import ImageProblem, decode, fit_channels
+
+    channels_a, channels_b = channels
+    if layout != "aligned":
+        return fit_channels(decode(path), channels_a)[0], None
+    pixels = fit_channels(decode(path), 3)[0]
+    w = pixels.shape[1]
+    if w % 2:
+        raise ImageProblem(f"aligned image width {w} is odd; A|B halves must be equal")
+    left, right = pixels[:, : w // 2], pixels[:, w // 2 :]
+    a, b = (right, left) if direction == "BtoA" else (left, right)
+    return fit_channels(a, channels_a)[0], fit_channels(b, channels_b)[0]
+
+
+def check_inputs(
+    model: TrainedModel,
+    files: list[Path],
+    layout: str = "single",
+    advance: Callable[[], None] | None = None,
+) -> list[Problem]:
+    """Read every input as :func:`translate_files` will, and return why each bad one fails.
+
+    Files are decoded one at a time and dropped, so memory stays that of one image however
+    many there are.
+
+    Args:
+        model: gives the channel counts and the direction.
+        files: the inputs.
+        layout: ``single`` or ``aligned``.
+        advance: called after each file (a progress bar).
+
+    Returns:
+        One :class:`~p2pkit.data.preflight.Problem` per unusable file, in input order.
+    """
+    from p2pkit.data.decode import ImageProblem
+    from p2pkit.data.preflight import Problem
+
+    problems = []
+    for path in files:
+        try:
+            _read_sides(path, model.task.image_channels, model.direction, layout)
+        except ImageProblem as problem:
+            problems.append(Problem(path, str(problem)))
+        if advance is not None:
+            advance()
+    return problems
 
 
 def read_input(
     path: Path, model: TrainedModel, layout: str, resize: int | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One input image as (1, C, H, W) in [-1, 1], and the target side if ``aligned``."""
-    from p2pkit.data.io import read_image, to_float
+    """One input image as (1, C, H, W) in [-1, 1], and the target side if ``aligned``.
 
-    channels_a, channels_b = model.task.image_channels
-    if layout == "aligned":
-        from p2pkit.data.decode import ImageProblem, fit_channels
+    Raises:
+        DataError: the file cannot be used; the message names it.
+    """
+    from p2pkit.data.decode import ImageProblem
+    from p2pkit.data.io import to_float
 
-        pixels = read_image(path, 3)
-        w = pixels.shape[1]
-        if w % 2:
-            raise DataError(f"{path}: aligned image width {w} is odd; A|B halves must be equal")
-        left, right = pixels[:, : w // 2], pixels[:, w // 2 :]
-        a, b = (right, left) if model.direction == "BtoA" else (left, right)
-        try:
-            a, b = fit_channels(a, channels_a)[0], fit_channels(b, channels_b)[0]
-        except ImageProblem as exc:
-            raise DataError(f"{path}: {exc}") from None
-    else:
-        a, b = read_image(path, channels_a), None
+    try:
+        a, b = _read_sides(path, model.task.image_channels, model.direction, layout)
+    except ImageProblem as exc:
+        raise DataError(f"{path}: {exc}") from None
     max_value = 65535 if a.dtype.name == "uint16" else 255
 
     def tensor(arr: Any) -> torch.Tensor:

@@ -133,7 +133,7 @@ def test_a_checkpoint_file_linked_to_a_device_is_refused_without_reading_it(trai
 
 
 def test_an_oversized_meta_json_is_refused(trained_run, monkeypatch):
-    from p2pkit.engine import checkpoint
+    from p2pkit.engine.checkpoint import load as checkpoint
 
     monkeypatch.setattr(checkpoint, "META_LIMIT", 100)
     with pytest.raises(CheckpointError, match=r"meta.json is \d+ bytes, far more"):
@@ -244,3 +244,48 @@ def test_size_errors_suggest_a_depth_that_works(tiny_recipe, tmp_path, overrides
 def test_the_guards_leave_plain_runs_alone(tiny_recipe, tmp_path):
     result = train(tiny_recipe, tmp_path / "run")
     assert result.iterations == 6 and os.path.isdir(tmp_path / "run" / "checkpoints")
+
+
+@pytest.mark.parametrize(("key", "value"), [("ngf", 10**9), ("depth", 10**6), ("ngf", "32")])
+def test_network_options_in_a_hostile_meta_json_are_one_line_naming_file_and_key(
+    trained_run, key, value
+):
+    from p2pkit.translation import load_trained
+
+    step = list_checkpoints(trained_run)[-1][1]
+    meta = json.loads((step / "meta.json").read_text())
+    meta["networks"]["generator"]["options"][key] = value
+    (step / "meta.json").write_text(json.dumps(meta))
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError) as caught:
+        load_trained(trained_run, "cpu")
+    message = str(caught.value)
+    assert f"{step / 'meta.json'}: networks.generator: generator 'unet': option {key}" in message
+    assert "\n" not in message and time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("name", ["../outside", "a/b", "..", "/tmp/abs"])
+def test_run_names_are_single_folder_names(tiny_recipe, tmp_path, name):
+    from click.testing import CliRunner
+
+    from p2pkit.cli import cli
+
+    out = tmp_path / "runs"
+    args = ["run", "recipe", str(tiny_recipe), "--out", str(out), "--name", name]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "--name" in result.output and "must be a single folder or file name" in result.output
+    assert not (tmp_path / "outside").exists() and not out.exists()
+
+
+def test_a_recipe_name_that_is_a_path_cannot_place_the_run_outside_out(tiny_recipe, tmp_path):
+    from click.testing import CliRunner
+
+    from p2pkit.cli import cli
+
+    hostile = tmp_path / "hostile.toml"
+    hostile.write_text(tiny_recipe.read_text().replace('name = "tiny"', 'name = "../escaped"'))
+    args = ["run", "recipe", str(hostile), "--out", str(tmp_path / "runs")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "the recipe's name = '../escaped'" in result.output
+    assert not (tmp_path / "escaped").exists()

@@ -125,7 +125,8 @@ def _print_summary(result: dict[str, Any]) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (default: RUN/eval-SPLIT).",
+    help="Output folder (default: RUN/eval-SPLIT). Files there that p2pkit did not write are "
+    "never replaced: the command stops before any work instead.",
 )
 @evaluation_options
 def evaluate_command(checkpoint: Path, data: Path | None, out: Path | None, **kw: Any) -> None:
@@ -179,7 +180,8 @@ def report_command(run_dir: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("runs/sweep"),
     show_default=True,
-    help="Folder for the variants' runs and the comparison table.",
+    help="Folder for the variants' runs and the comparison table. Other files may be there: "
+    "the sweep checks first that it replaces none of them.",
 )
 @click.option(
     "--table",

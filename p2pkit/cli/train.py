@@ -86,9 +86,14 @@ class TrainingRequest:
         """The recipe to train and, when resuming, the run folder (None for a new run)."""
         from p2pkit.engine.runs import resolve_recipe
         from p2pkit.engine.trainer import load_run_recipe
+        from p2pkit.files import plain_name
 
+        if self.name is not None:
+            plain_name(self.name, "--name", example="facades-2")
         if self.resume:
-            run_dir = self.out / (self.name or _recipe_name(self.recipe_ref))
+            run_dir = self.out / plain_name(
+                self.name or _recipe_name(self.recipe_ref), "the run name", example="facades"
+            )
             recipe = load_run_recipe(run_dir)
             return resolve_recipe(recipe, self.overrides, self.data_root), run_dir
         return resolve_recipe(self.recipe_ref, self.overrides, self.data_root), None
@@ -167,6 +172,7 @@ def _train(request: TrainingRequest) -> None:
     from p2pkit.engine.runs import ensure_data, next_run_dir
     from p2pkit.engine.trainer import EXIT_PREEMPTED, Trainer
     from p2pkit.errors import ConfigError
+    from p2pkit.files import plain_name
 
     recipe, run_dir = request.resolve()
     train, out = recipe.train, request.out
@@ -176,9 +182,8 @@ def _train(request: TrainingRequest) -> None:
     try:
         if run_dir is None:
             # Rank 0 picks the folder, so that every process writes to the same one.
-            run_dir = ctx.broadcast_object(
-                next_run_dir(out, request.name or recipe.name) if ctx.is_main else None
-            )
+            name = plain_name(request.name or recipe.name, "the recipe's name", example="facades")
+            run_dir = ctx.broadcast_object(next_run_dir(out, name) if ctx.is_main else None)
         if request.resume and not (run_dir / "checkpoints").is_dir():
             raise ConfigError(f"{run_dir} has no checkpoints to resume; drop --resume to start it")
         with main_process_first(ctx):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from p2pkit.cli.common import error_console, weights_option
+
+if TYPE_CHECKING:
+    from p2pkit.data.preflight import Problem
 
 
 @click.command(
@@ -24,7 +28,11 @@ from p2pkit.cli.common import error_console, weights_option
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the translated images (PNG, same names).",
+    help="Folder for the translated images, as PNG: DIR/NAME.EXT is saved as OUT/NAME.png. "
+    "Inputs of one folder that would share a name keep their extension (a.jpg and a.png give "
+    "a.jpg.png and a.png.png); same-named files of different folders go into sub-folders named "
+    "after their folders (train/1.png, val/1.png). A folder where a translation would replace "
+    "an input is refused.",
 )
 @click.option(
     "--layout",
@@ -60,7 +68,14 @@ from p2pkit.cli.common import error_console, weights_option
 @click.option(
     "--save-triplets",
     is_flag=True,
-    help="Also save input | output | target strips (target only with --layout aligned).",
+    help="Also save input | output | target strips (target only with --layout aligned), in "
+    "OUT/triplets under the output's name.",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Warn about inputs that cannot be read or used and translate the rest. Default: list "
+    "them all and stop before writing anything.",
 )
 def translate_command(
     checkpoint: Path,
@@ -75,22 +90,40 @@ def translate_command(
     weights: str,
     device: str,
     save_triplets: bool,
+    skip_bad: bool,
 ) -> None:
     """Translate INPUT images (files or folders) with the generator in CHECKPOINT.
 
     CHECKPOINT is a run folder (its latest checkpoint) or a checkpoint folder. The
     network, its options and the task are read from the checkpoint itself. Any image
     size works: inputs are padded to the network's multiple, translated fully
-    convolutionally and cropped back.
+    convolutionally and cropped back. Every input is read and checked before the
+    first output is written.
     """
     from rich.progress import Progress
 
     from p2pkit.data.io import write_image
     from p2pkit.engine.logging import save_grid
-    from p2pkit.translation import expand_inputs, load_trained, translate_files
+    from p2pkit.translation import (
+        check_inputs,
+        expand_inputs,
+        load_trained,
+        plan_outputs,
+        translate_files,
+    )
 
+    # The command's first argument is checked first: a wrong checkpoint or --weights is
+    # named before anything about the inputs.
     model = load_trained(checkpoint, device, weights)
     files = expand_inputs(list(inputs))
+    plan = dict(zip(files, plan_outputs(files, out, triplets=save_triplets), strict=True))
+    with Progress(console=error_console(), transient=True) as progress:
+        bar = progress.add_task("checking", total=len(files))
+        problems = check_inputs(model, files, layout, advance=lambda: progress.advance(bar))
+    if problems:
+        _report_bad_inputs(problems, len(files), skip_bad)
+        bad = {problem.path for problem in problems}
+        files = [path for path in files if path not in bad]
     out.mkdir(parents=True, exist_ok=True)
     protocol = "paper" if paper_protocol else "eval"
     with Progress(console=error_console(), transient=True) as progress:
@@ -106,9 +139,31 @@ def translate_command(
             protocol=protocol,
         )
         for path, x_rgb, y_rgb, target in results:
-            write_image(out / f"{path.stem}.png", y_rgb)
-            if save_triplets:
+            output, strip = plan[path]
+            write_image(output, y_rgb)
+            if strip is not None:
                 row = [x_rgb, y_rgb] + ([target] if target is not None else [])
-                save_grid([row], out / "triplets" / f"{path.stem}.png")
+                save_grid([row], strip)
             progress.advance(bar)
-    click.echo(f"translated {len(files)} image(s) into {out}")
+    skipped = f" ({len(problems)} skipped)" if problems else ""
+    click.echo(f"translated {len(files)} image(s) into {out}{skipped}")
+
+
+def _report_bad_inputs(problems: list[Problem], total: int, skip_bad: bool) -> None:
+    """Raise one error listing every unusable input, or with ``skip_bad`` warn once."""
+    from p2pkit.data.preflight import listing
+    from p2pkit.errors import DataError
+
+    lines = [p.line() for p in problems]
+    if not skip_bad:
+        raise DataError(
+            f"{len(problems)} of {total} input(s) cannot be used, so nothing was written (fix "
+            f"them, or pass --skip-bad to translate the rest):\n{listing(lines)}"
+        )
+    if len(problems) == total:
+        raise DataError(f"none of the {total} input(s) can be used; fix them:\n{listing(lines)}")
+    click.echo(
+        f"warning: skipping {len(problems)} of {total} input(s) that cannot be used:\n"
+        + listing(lines),
+        err=True,
+    )

@@ -131,10 +131,7 @@ def _read_16bit_colour(path: Path, image: Image.Image) -> np.ndarray:
 
 def _drop_alpha(pixels: np.ndarray, full: int) -> np.ndarray:
     if np.any(pixels[..., -1] != full):
-        raise ImageProblem(
-            "has transparent pixels; flatten it onto a background "
-            "(or set data.skip_bad = true to skip it)"
-        )
+        raise ImageProblem("has transparent pixels; flatten it onto a background")
     return pixels[..., :-1]
 
 

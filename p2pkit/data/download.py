@@ -33,7 +33,6 @@ What the function guarantees:
 from __future__ import annotations
 
 import errno
-import hashlib
 import http.client
 import logging
 import os
@@ -59,6 +58,7 @@ from rich.progress import (
 )
 
 from p2pkit.errors import DataError
+from p2pkit.files import sha256_file
 
 __all__ = [
     "DATASETS",
@@ -213,15 +213,6 @@ def _fmt_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{n} B"  # pragma: no cover - loop always returns
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the lowercase hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _archive_stem(filename: str) -> str:

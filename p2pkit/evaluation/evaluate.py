@@ -21,6 +21,8 @@ import torch
 
 import p2pkit
 from p2pkit.errors import ConfigError
+from p2pkit.evaluation.paths import claim_outputs
+from p2pkit.files import plain_name
 from p2pkit.registry import get_registry
 
 # A label map is recognised by its few flat colours: most pixels lie close to one of
@@ -138,7 +140,10 @@ def _segmenter(
     from p2pkit.evaluation.palette import labels_from_colors
 
     data = model.meta["recipe"]["data"]
-    train = _eval_dataset(model, root, data.get("train_split", "train"), None)
+    train_split = plain_name(
+        data.get("train_split", "train"), "recipe data.train_split", model.checkpoint / "meta.json"
+    )
+    train = _eval_dataset(model, root, train_split, None)
     train_settings = {
         "size": list(size),
         "steps": settings.segmenter_steps,
@@ -147,7 +152,7 @@ def _segmenter(
         "component": settings.segmenter,
     }
     path = seg.segmenter_cache_path(
-        root, split=data.get("train_split", "train"), component=settings.segmenter,
+        root, split=train_split, component=settings.segmenter,
         settings=train_settings,
     )  # fmt: skip
     fingerprint = seg.data_fingerprint(train.paths)
@@ -161,7 +166,7 @@ def _segmenter(
     photos_t, labels_t = torch.cat(photos), torch.cat(labels)
     console.print(
         f"training the FCN-score segmenter on {len(photos_t)} real photos of "
-        f"{root}/{data.get('train_split', 'train')} (cached in {path})"
+        f"{root}/{train_split} (cached in {path})"
     )
     net = get_registry("segmenters").create(settings.segmenter, num_classes=len(palette))
     with torch.enable_grad():  # evaluate() runs under no_grad
@@ -192,10 +197,16 @@ def evaluate_checkpoint(
         checkpoint: a run folder or checkpoint folder.
         data_root: the dataset folder (default: the recipe's ``data.root``).
         out_dir: where ``metrics.json``, the images and ``index.html`` go (default:
-            ``<run>/eval-<split>``).
+            ``<run>/eval-<split>``). Files p2pkit did not write there are never replaced
+            (see :func:`p2pkit.evaluation.paths.claim_outputs`).
 
     Returns:
         The content of ``metrics.json``.
+
+    Raises:
+        ConfigError: the split (from ``settings`` or the checkpoint's recipe) is not a plain
+            folder name, so the output folder would lie outside the run folder.
+        DataError: the output folder holds files of the user's with the names to write.
     """
     from rich.console import Console
 
@@ -213,17 +224,26 @@ def evaluate_checkpoint(
             "--samples > 1 draws several outputs per input, which differ only under "
             "--paper-protocol (dropout on); add it"
         )
+    if settings.split is not None:
+        plain_name(settings.split, "--split")
     model = load_trained(checkpoint, settings.device, settings.weights)
     if settings.split is None:
-        settings = replace(settings, split=model.meta["recipe"]["data"].get("val_split", "val"))
+        # The split names a sub-folder of the run folder, so a recipe's value is checked
+        # like any other name read from a file.
+        split = model.meta["recipe"]["data"].get("val_split", "val")
+        split = plain_name(split, "recipe data.val_split", model.checkpoint / "meta.json")
+        settings = replace(settings, split=split)
     root = str(data_root or model.meta["recipe"]["data"].get("root") or "")
     if not root:
         raise ConfigError("no data folder: pass --data DIR")
     run_dir = model.checkpoint.parent.parent
     out = (Path(out_dir) if out_dir else run_dir / f"eval-{settings.split}").resolve()
     images_dir = out / "images"
-    images_dir.mkdir(parents=True, exist_ok=True)
     dataset = _eval_dataset(model, root, settings.split, settings.max_images or None)
+    written = ["metrics.json", *(_page_files(run_dir) if settings.report else [])]
+    for name in (Path(p).stem for p in dataset.paths):
+        written += [f"images/{name}_{kind}.png" for kind in ("input", "output", "target")]
+    claim_outputs(out, written, option="--out" if out_dir else "the run folder")
     fid = None
     if settings.fid_weights:
         from p2pkit.evaluation.fid import FIDAccumulator, load_feature_network
@@ -331,8 +351,8 @@ def write_evaluation_report(
     from p2pkit.evaluation.report import write_report
 
     loss_plot = None
-    history = run_dir / "losses.jsonl"
-    if history.is_file() and history.stat().st_size:
+    history = _loss_history(run_dir)
+    if history is not None:
         loss_plot = plot_losses(history, out / "losses.png", smooth=5)
     table = summary_table(result)
     meta = {
@@ -351,6 +371,17 @@ def write_evaluation_report(
         out, title=f"p2pkit evaluation: {recipe.get('name', run_dir.name)}", rows=rows,
         metrics_table=table, loss_plot=loss_plot, meta=meta,
     )  # fmt: skip
+
+
+def _loss_history(run_dir: Path) -> Path | None:
+    """The run's ``losses.jsonl`` when it holds anything to plot."""
+    history = run_dir / "losses.jsonl"
+    return history if history.is_file() and history.stat().st_size else None
+
+
+def _page_files(run_dir: Path) -> list[str]:
+    """The files :func:`write_evaluation_report` writes in an evaluation folder."""
+    return ["index.html", *(["losses.png"] if _loss_history(run_dir) else [])]
 
 
 def summary_table(result: dict[str, Any]) -> dict[str, Any]:
@@ -374,31 +405,43 @@ def summary_table(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def report_run(run_dir: str | Path) -> list[Path]:
-    """(Re)write the HTML pages of a run: one per evaluation, or a training summary."""
+    """(Re)write the HTML pages of a run: one per evaluation, or a training summary.
+
+    Raises:
+        ConfigError: an image name in an evaluation's ``metrics.json`` is not a plain file
+            name (it would point outside the evaluation folder).
+        DataError: a page would replace a file that p2pkit did not write.
+    """
     from p2pkit.evaluation.plot import plot_losses
-    from p2pkit.evaluation.report import write_report
+    from p2pkit.evaluation.report import report_files, write_report
 
     run = Path(run_dir).resolve()
     if not run.is_dir():
         raise ConfigError(f"{run}: no such run folder")
-    pages = []
+    evaluations = []
     for metrics in sorted(run.glob("eval-*/metrics.json")):
         result = json.loads(metrics.read_text())
         out = metrics.parent
         rows = []
-        for values in result.get("per_image", []):
-            name = values["name"]
+        for i, values in enumerate(result.get("per_image", [])):
+            name = plain_name(values.get("name"), f"per_image[{i}].name", metrics, example="1")
             images = {k: out / "images" / f"{name}_{k}.png" for k in ("input", "output", "target")}
             rows.append({**values, **images})
-        pages.append(write_evaluation_report(out, result, rows, run))
-    if pages:
-        return pages
+        evaluations.append((out, result, rows))
+    # Every folder is checked before any page is written.
+    for out, _, _ in evaluations:
+        claim_outputs(out, _page_files(run), option="the run folder")
+    if evaluations:
+        return [write_evaluation_report(out, res, rows, run) for out, res, rows in evaluations]
     history = run / "losses.jsonl"
     if not history.is_file():
         raise ConfigError(f"{run}: not a run folder (no losses.jsonl); check the path")
     out = run / "report"
-    loss_plot = plot_losses(history, out / "losses.png", smooth=5)
     rows = [{"name": p.stem, "output": p} for p in sorted((run / "samples").glob("*.png"))]
+    claim_outputs(
+        out, ["losses.png", *report_files(out, rows, out / "losses.png")], option="the run folder"
+    )
+    loss_plot = plot_losses(history, out / "losses.png", smooth=5)
     return [
         write_report(
             out,

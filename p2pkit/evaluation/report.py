@@ -32,7 +32,7 @@ from PIL import Image
 
 from p2pkit.errors import DataError
 
-__all__ = ["IMAGE_ROLES", "ImageSource", "write_report"]
+__all__ = ["IMAGE_ROLES", "ImageSource", "report_files", "write_report"]
 
 IMAGE_ROLES = ("input", "output", "target")
 """The image columns of the grid, in order."""
@@ -148,6 +148,45 @@ def _is_inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _thumb_name(index: int, role: str) -> str:
+    """Where the thumbnail of row ``index``'s ``role`` image goes, relative to the report."""
+    return f"thumbs/{index:05d}-{role}.png"
+
+
+def _inside_file(source: ImageSource, root: Path) -> bool:
+    """Whether ``source`` is a file path that lies inside ``root`` (so it is shown as it is)."""
+    if not isinstance(source, str | os.PathLike):
+        return False
+    path = Path(source)
+    return _is_inside((path if path.is_absolute() else root / path).resolve(), root)
+
+
+def report_files(
+    out_dir: str | os.PathLike[str],
+    rows: Sequence[Mapping[str, Any]],
+    loss_plot: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The files :func:`write_report` writes for these arguments, relative to ``out_dir``.
+
+    Lets a command check, before any work, that it replaces none of a user's files:
+    ``index.html``, a thumbnail under ``thumbs/`` for every image not already inside the
+    folder, and ``losses.png`` when the loss plot lies elsewhere.
+
+    Returns:
+        Relative POSIX paths, ``index.html`` first.
+    """
+    root = Path(out_dir).resolve()
+    names = ["index.html"]
+    for i, row in enumerate(rows):
+        for role in IMAGE_ROLES:
+            source = row.get(role)
+            if source is not None and not _inside_file(source, root):
+                names.append(_thumb_name(i, role))
+    if loss_plot is not None and not _is_inside(Path(loss_plot).resolve(), root):
+        names.append("losses.png")
+    return names
 
 
 def _place_image(source: ImageSource, root: Path, dest: Path, size: int, what: str) -> Path:
@@ -279,7 +318,6 @@ def write_report(
 
     root = Path(out_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    thumbs = root / "thumbs"
     better = dict(HIGHER_IS_BETTER, **(higher_is_better or {}))
 
     metric_names: list[str] = []
@@ -295,9 +333,7 @@ def write_report(
                 images[role] = None
                 continue
             what = f"report row {i} ('{name}') {role}"
-            images[role] = _place_image(
-                source, root, thumbs / f"{i:05d}-{role}.png", thumb_size, what
-            )
+            images[role] = _place_image(source, root, root / _thumb_name(i, role), thumb_size, what)
         prepared.append((i, name, images, values))
     roles = [r for r in IMAGE_ROLES if any(images[r] is not None for _, _, images, _ in prepared)]
 

@@ -8,6 +8,10 @@ comparison is written as Markdown and JSON in the layout of the paper's Tables 1
 A variant whose resolved recipe matches a finished run already in ``--out`` (from
 this sweep or another one) reuses it instead of training again, so the Table 1, 2
 and 3 sweeps can share their common L1+cGAN run.
+
+``--out`` may hold other files: the sweep trains only into a variant's own folder
+(empty, missing, or a run of the same recipe) and writes its tables only over
+tables an earlier sweep wrote; both are checked before any training.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from p2pkit.config import Recipe, recipe_to_toml
-from p2pkit.errors import ConfigError
+from p2pkit.errors import ConfigError, DataError
+from p2pkit.evaluation.paths import claim_outputs
+from p2pkit.files import plain_name
 
 # How the paper names its rows (Tables 1-3).
 PAPER_LABELS = {
@@ -116,6 +122,23 @@ def _reusable_run(out: Path, recipe: Recipe) -> Path | None:
     return None
 
 
+def _check_run_folder(run_dir: Path, recipe: Recipe) -> None:
+    """Refuse to train into ``run_dir`` unless it is empty, missing or a run of ``recipe``."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: is a file, not a run folder; move it or use another --out")
+    if not any(run_dir.iterdir()):
+        return
+    if not (run_dir / "recipe.toml").is_file():
+        raise DataError(
+            f"{run_dir}: holds files but no p2pkit run (no recipe.toml), so the sweep will not "
+            "train into it; move them or use another --out"
+        )
+    if _comparable(_saved_recipe(run_dir)) != _comparable(recipe):
+        raise ConfigError(f"{run_dir} holds a run of a different recipe; use another --out")
+
+
 def run_sweep(
     recipe: str | Path,
     varies: list[str],
@@ -133,6 +156,11 @@ def run_sweep(
     Returns:
         The comparison: one row per variant, with the evaluation's headline numbers,
         the run folder and the wall time.
+
+    Raises:
+        ConfigError: ``table`` or a variant's folder name is not a plain name, or two
+            variants would share a folder.
+        DataError: a variant's folder or a table file in ``out`` belongs to the user.
     """
     from rich.console import Console
 
@@ -143,14 +171,29 @@ def run_sweep(
     console = console or Console(quiet=True)
     settings = settings or EvaluationSettings()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    plain_name(table, "--table", example="comparison")
     variants = expand_grid(varies)
     base = resolve_recipe(recipe, overrides, data_root)
-    rows: list[dict[str, Any]] = []
-    ground_truth = None
-    for i, variant in enumerate(variants, 1):
+    resolved_variants = []
+    folders: dict[str, str] = {}
+    # Every folder and file the sweep writes is checked before the first variant trains.
+    for variant in variants:
+        plain_name(variant.slug, f"the folder name of variant {variant.label!r}", example="l1")
+        if variant.slug.casefold() in folders:
+            raise ConfigError(
+                f"variants {folders[variant.slug.casefold()]!r} and {variant.label!r} would both "
+                f"train in {out / variant.slug}; give the --vary values distinct names"
+            )
+        folders[variant.slug.casefold()] = variant.label
         resolved = resolve_recipe(recipe, [*overrides, *variant.overrides], data_root)
         resolved.name = f"{base.name}-{variant.slug}"
+        if out.is_dir() and _reusable_run(out, resolved) is None:
+            _check_run_folder(out / variant.slug, resolved)
+        resolved_variants.append((variant, resolved))
+    claim_outputs(out, [f"{table}.json", f"{table}.md"], option="--out")
+    rows: list[dict[str, Any]] = []
+    ground_truth = None
+    for i, (variant, resolved) in enumerate(resolved_variants, 1):
         console.rule(f"[{i}/{len(variants)}] {variant.label}")
         started = time.perf_counter()
         run_dir = _reusable_run(out, resolved)
@@ -158,8 +201,6 @@ def run_sweep(
         if run_dir is None:
             run_dir = out / variant.slug
             resume = (run_dir / "checkpoints").is_dir()
-            if resume and _comparable(_saved_recipe(run_dir)) != _comparable(resolved):
-                raise ConfigError(f"{run_dir} holds a run of a different recipe; use another --out")
             ensure_data(resolved, progress=progress)
             Trainer(resolved, run_dir, resume=resume, progress=progress, console=console).fit()
             trained = True
