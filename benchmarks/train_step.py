@@ -25,7 +25,8 @@ import p2pkit
 from p2pkit.engine.allocator import tune_allocator
 from p2pkit.engine.device import SpeedSettings, resolve_device
 from p2pkit.engine.ema import make_generator_ema
-from p2pkit.engine.trainer import Trainer, make_adam
+from p2pkit.engine.optim import make_adam
+from p2pkit.engine.trainer import Trainer
 from p2pkit.models import layers
 
 

@@ -168,8 +168,12 @@ class Recipe:
         paper: the paper's section, figure or table the recipe follows.
         task: how inputs and targets are made from the images (``translation``,
             ``colorization``, ``inpainting``).
-        data, train: see :class:`DataConfig` and :class:`TrainConfig`.
-        generator, discriminator, objective: registered components.
+        data: the dataset and its loading, a [`DataConfig`][p2pkit.config.DataConfig].
+        train: the schedule and the engine's settings, a
+            [`TrainConfig`][p2pkit.config.TrainConfig].
+        generator: the registered generator and its options.
+        discriminator: the registered discriminator and its options.
+        objective: the registered objective and its options.
     """
 
     name: str = "custom"
@@ -456,7 +460,7 @@ def apply_overrides(recipe: Recipe, overrides: list[str] | tuple[str, ...]) -> R
 
 # --------------------------------------------------------------------- loading
 def recipe_from_dict(data: dict[str, Any], *, origin: str) -> Recipe:
-    """Build a :class:`Recipe` from parsed TOML, checking every key and type."""
+    """Build a [`Recipe`][p2pkit.config.Recipe] from parsed TOML, checking every key and type."""
     recipe = Recipe()
     for key, value in data.items():
         if key in TOP_LEVEL:
@@ -589,7 +593,8 @@ def _toml_value(value: Any) -> str:
 
 
 def recipe_to_toml(recipe: Recipe) -> str:
-    """The recipe as TOML text that :func:`recipe_from_dict` reads back unchanged."""
+    """The recipe as TOML text that [`recipe_from_dict`][p2pkit.config.recipe_from_dict] reads back
+    unchanged."""
     data = recipe_to_dict(recipe)
     lines = [f"{k} = {_toml_value(data[k])}" for k in TOP_LEVEL]
     for section in ("task", "data", "generator", "discriminator", "objective", "train"):

@@ -1,6 +1,6 @@
 """Errors that p2pkit reports to users.
 
-Every :class:`P2PKitError` carries one plain line that names the file, key or
+Every [`P2PKitError`][p2pkit.errors.P2PKitError] carries one plain line that names the file, key or
 component at fault and says what to do. The command line prints that line and
 exits non-zero; tracebacks appear only with ``--debug``.
 """
@@ -23,7 +23,7 @@ class RegistryError(P2PKitError):
 class OptionValueError(RegistryError, ValueError):
     """A component rejected the value of one of its options.
 
-    Also a :class:`ValueError`, so code that catches the factory's own ``ValueError``
+    Also a `ValueError`, so code that catches the factory's own ``ValueError``
     keeps working.
     """
 

@@ -2,7 +2,7 @@
 
 Generators, discriminators and objectives are ordinary ``torch.nn.Module``
 subclasses with a few agreed attributes; these protocols document them and
-:mod:`p2pkit.testing` checks them. Images are NCHW floats in [-1, 1].
+[`p2pkit.testing`][p2pkit.testing] checks them. Images are NCHW floats in [-1, 1].
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ option with ``typing.Annotated``::
     def unet(ngf: Annotated[int, Range(1, 256)] = 64, depth: Annotated[int, Range(1, 12)] = 8):
         ...
 
-:meth:`p2pkit.registry.Registry.create` checks every option against its annotation
-(type and range) before calling the factory, whether the value comes from a recipe,
+[`p2pkit.registry.Registry.create`][p2pkit.registry.Registry.create] checks every option against its
+annotation (type and range) before calling the factory, whether the value comes from a recipe,
 ``--set``, a checkpoint's ``meta.json`` or a library call, so a plugin's options get the
 same protection as the built-ins. The bounds are sanity limits, not advice: they stop a
 typo (``ngf = 10**9`` would try to allocate 192 GB; ``depth = 10**6`` would hang) with a

@@ -1,23 +1,23 @@
 """Component registries and entry-point plugin discovery.
 
-There is one :class:`Registry` per kind of component (generators, discriminators,
-objectives, datasets, tasks, recipes, metrics, segmenters). Components come from
+There is one [`Registry`][p2pkit.registry.Registry] per kind of component (generators,
+discriminators, objectives, datasets, tasks, recipes, metrics, segmenters). Components come from
 two places:
 
 * Python entry points in the group ``p2pkit.<kind>`` (for example
-  ``p2pkit.generators``), read with the standard library's :mod:`importlib.metadata`
+  ``p2pkit.generators``), read with the standard library's `importlib.metadata`
   (each installed distribution's ``entry_points``, first copy on ``sys.path`` wins, as
-  :func:`importlib.metadata.entry_points` does). p2pkit's own built-ins are declared in
+  `importlib.metadata.entry_points` does). p2pkit's own built-ins are declared in
   its ``pyproject.toml`` the same way, so they are plugins like any other.
-* :meth:`Registry.register`, a decorator for code living in the running process
-  (notebooks, tests, a training script).
+* [`Registry.register`][p2pkit.registry.Registry.register], a decorator for code living in the
+  running process (notebooks, tests, a training script).
 
 Finding components reads distribution metadata only; a plugin is imported on the
 first use of one of its names, and the result is cached, failures included. A
-plugin that fails to import (whatever it raises) becomes a :class:`PluginFailure`
-record and one warning; everything else keeps working. ``P2PKIT_STRICT_PLUGINS=1``
-turns such failures into errors, and ``P2PKIT_DISABLE_PLUGIN_AUTOLOAD=1`` limits
-discovery to p2pkit's own distribution.
+plugin that fails to import (whatever it raises) becomes a
+[`PluginFailure`][p2pkit.registry.PluginFailure] record and one warning; everything else keeps
+working. ``P2PKIT_STRICT_PLUGINS=1`` turns such failures into errors, and
+``P2PKIT_DISABLE_PLUGIN_AUTOLOAD=1`` limits discovery to p2pkit's own distribution.
 
 This module must not import torch: ``p2pkit --help`` and ``p2pkit list`` stay fast.
 """
@@ -198,10 +198,10 @@ class Registry:
     """Named factories of one kind of component.
 
     Args:
-        kind: one of :data:`KINDS`; the entry-point group is ``p2pkit.<kind>``.
+        kind: one of `KINDS`; the entry-point group is ``p2pkit.<kind>``.
 
-    A factory is any callable (a function or a class). :meth:`create` calls it with
-    keyword options after checking them against its signature.
+    A factory is any callable (a function or a class). [`create`][p2pkit.registry.Registry.create]
+    calls it with keyword options after checking them against its signature.
     """
 
     def __init__(self, kind: str):
@@ -299,7 +299,7 @@ class Registry:
         return self._entry(name).info
 
     def infos(self) -> list[ComponentInfo]:
-        """:class:`ComponentInfo` for every name, sorted by name."""
+        """[`ComponentInfo`][p2pkit.registry.ComponentInfo] for every name, sorted by name."""
         return [self._entry(n).info for n in self.names() if n not in self._conflicts]
 
     def conflicts(self) -> dict[str, list[ComponentInfo]]:
@@ -397,13 +397,13 @@ class Registry:
     def create(self, name: str, /, **options: Any) -> Any:
         """Build the component ``name`` with keyword ``options``.
 
-        Unknown options fail with a :class:`RegistryError` naming the component and
-        the option, with the closest valid option names. Each option is checked against
-        the factory's annotation (its type, and a :class:`p2pkit.ranges.Range` in an
-        ``Annotated`` one) before the factory runs; a ``ValueError`` the factory
-        raises for an option's value becomes an :class:`OptionValueError` naming the
-        component. The result remembers how it
-        was built (see :func:`component_spec`).
+        Unknown options fail with a [`RegistryError`][p2pkit.errors.RegistryError] naming the
+        component and the option, with the closest valid option names. Each option is checked
+        against the factory's annotation (its type, and a
+        [`p2pkit.ranges.Range`][p2pkit.ranges.Range] in an ``Annotated`` one) before the factory
+        runs; a ``ValueError`` the factory raises for an option's value becomes an
+        [`OptionValueError`][p2pkit.errors.OptionValueError] naming the component. The result
+        remembers how it was built (see [`component_spec`][p2pkit.registry.component_spec]).
         """
         factory = self.get(name)
         params = _keyword_parameters(factory)
@@ -468,7 +468,8 @@ def _keyword_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parame
 
 
 def component_spec(obj: Any) -> dict[str, Any] | None:
-    """``{"kind", "name", "options"}`` for an object built by :meth:`Registry.create`."""
+    """``{"kind", "name", "options"}`` for an object built by
+    [`Registry.create`][p2pkit.registry.Registry.create]."""
     return getattr(obj, "_p2pkit_spec", None)
 
 
@@ -477,7 +478,7 @@ _REGISTRIES: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
 
 
 def get_registry(kind: str) -> Registry:
-    """The registry of ``kind`` (one of :data:`KINDS`; the singular is accepted too)."""
+    """The registry of ``kind`` (one of `KINDS`; the singular is accepted too)."""
     plural = {v: k for k, v in _SINGULAR.items()}.get(kind, kind)
     try:
         return _REGISTRIES[plural]

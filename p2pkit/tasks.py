@@ -7,10 +7,10 @@ sample grids and saved outputs.
 
 * ``translation``: x = a, y = b (labels -> photo, map -> aerial, thermal -> colour, ...).
 * ``colorization`` (section 4.5 and Table 5 of the paper, after Zhang et al.): from RGB photos,
-  x = L and y = ab of CIE Lab, via :mod:`kornia.color`.
+  x = L and y = ab of CIE Lab, via `kornia.color`.
 * ``inpainting`` (section 4, "photo with missing pixels -> photo"): from photos,
   x = the photo with a hole (centre square or random holes; masks come from
-  :mod:`p2pkit.data.masks`, never from files), y = the full photo.
+  [`p2pkit.data.masks`][p2pkit.data.masks], never from files), y = the full photo.
 """
 
 from __future__ import annotations
@@ -84,10 +84,6 @@ class Task:
         """The image to save for generator output ``y`` of input ``x``."""
         return y if y.shape[1] in (1, 3) else self.to_rgb(x, y)[1]
 
-    def options(self) -> dict[str, object]:
-        """The options that rebuild this task (recorded in checkpoints)."""
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels}
-
 
 def _gray_to_rgb(t: torch.Tensor) -> torch.Tensor:
     if t.shape[1] == 3:
@@ -136,9 +132,6 @@ class Colorization(Task):
 
     def output_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.to_rgb(x, y)[1]
-
-    def options(self) -> dict[str, object]:
-        return {}
 
 
 def _rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -197,9 +190,6 @@ class Inpainting(Task):
         # repeatable; images that already have holes can be passed as they are by
         # training with mask="center" on such data.
         return self._masked(a, "center")
-
-    def options(self) -> dict[str, object]:
-        return {"mask": self.mask, "channels": self.in_channels}
 
 
 def translation(in_channels: Channels = 3, out_channels: Channels = 3) -> Task:

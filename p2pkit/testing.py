@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 @pytest.fixture
 def p2pkit_registry() -> Iterator[dict[str, Registry]]:
     """Fresh registries for one test: in-process registrations vanish afterwards
-    and installed plugins are discovered anew. Maps kind -> :class:`Registry`."""
+    and installed plugins are discovered anew. Maps kind ->
+    [`Registry`][p2pkit.registry.Registry]."""
     with isolated_registries() as registries:
         yield registries
 

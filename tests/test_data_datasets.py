@@ -110,6 +110,15 @@ def test_paired_partners_may_differ_in_extension(tmp_path: Path) -> None:
     assert len(paired(tmp_path)) == 1
 
 
+def test_webp_files_are_read_into_a_dataset(tmp_path: Path) -> None:
+    (tmp_path / "A").mkdir()
+    Image.fromarray(noise(8, 8)).save(tmp_path / "A" / "1.webp", lossless=True)
+    save(tmp_path / "B" / "1.png", noise(8, 8, seed=1))
+    ds = paired(tmp_path)
+    assert [p.name for p in ds.paths] == ["1.webp"]
+    np.testing.assert_array_equal(ds.a[0].permute(1, 2, 0).numpy(), noise(8, 8))
+
+
 def test_single_folder_has_only_the_input_side(tmp_path: Path) -> None:
     save(tmp_path / "a.png", noise(8, 6))
     ds = single(tmp_path, in_channels=3)

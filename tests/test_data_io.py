@@ -69,6 +69,18 @@ def test_lossless_formats_read_back_exactly(tmp_path: Path, suffix: str) -> None
     np.testing.assert_array_equal(out, pixels)
 
 
+def test_webp_is_listed_and_reads_back_exactly_as_written(tmp_path: Path) -> None:
+    # One extension list for every reader: WebP, long accepted by `p2pkit data combine`, trains.
+    pixels = noise(8, 12)
+    Image.fromarray(pixels).save(tmp_path / "1.webp", lossless=True)
+    write_image(tmp_path / "2.WEBP", pixels)
+    assert [p.name for p in list_images(tmp_path)] == ["1.webp", "2.WEBP"]
+    for path in list_images(tmp_path):
+        out = read_image(path, 3)
+        assert out.dtype == np.uint8 and out.shape == (8, 12, 3)
+        np.testing.assert_array_equal(out, pixels)
+
+
 def test_jpeg_reads_as_uint8_rgb(tmp_path: Path) -> None:
     path = save(tmp_path / "x.JPG", noise(16, 16))
     out = read_image(path, 3)

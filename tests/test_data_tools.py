@@ -13,8 +13,10 @@ import torch
 from PIL import Image
 
 from p2pkit.data import synth
-from p2pkit.data.combine import combine, list_images
+from p2pkit.data.batching import same_shape_runs
+from p2pkit.data.combine import combine
 from p2pkit.data.edges import edges_dataset, make_edges
+from p2pkit.data.io import images_by_key as list_images
 from p2pkit.data.masks import apply_mask, make_masks
 from p2pkit.errors import ConfigError, DataError
 
@@ -219,6 +221,34 @@ def test_edges_dataset_writes_edges_left_photo_right(tmp_path: Path) -> None:
     assert (edge_half == 0).mean() < 0.1  # mostly white, thin black lines
     resized = edges_dataset(tmp_path / "photos", tmp_path / "small", size=32, progress=False)
     assert resized == 3 and Image.open(tmp_path / "small" / "2.png").size == (64, 32)
+
+
+def test_edges_dataset_keeps_photos_of_mixed_sizes_apart(tmp_path: Path) -> None:
+    for i, (h, w) in enumerate([(16, 16), (16, 16), (24, 16), (16, 16)]):
+        _save(tmp_path / "photos" / f"{i}.png", _noise(i, h, w))
+    out = tmp_path / "out"
+    assert edges_dataset(tmp_path / "photos", out, size=None, batch_size=2, progress=False) == 4
+    for i, (h, w) in enumerate([(16, 16), (16, 16), (24, 16), (16, 16)]):
+        pair = np.asarray(Image.open(out / f"{i}.png"))
+        assert pair.shape == (h, 2 * w, 3)
+        np.testing.assert_array_equal(pair[:, w:], _noise(i, h, w))
+
+
+# ---------------------------------------------------------------------------------------------
+# batching
+# ---------------------------------------------------------------------------------------------
+
+
+def test_same_shape_runs_keep_order_and_split_on_size_or_batch_size() -> None:
+    shapes = [(3, 4, 4), (3, 4, 4), (3, 4, 4), (3, 2, 2), (3, 4, 4)]
+    images = [torch.full(shape, float(i)) for i, shape in enumerate(shapes)]
+    runs = list(same_shape_runs(images, 2))
+    assert [[int(x[0, 0, 0]) for x in run] for run in runs] == [[0, 1], [2], [3], [4]]
+    assert [torch.stack(run).shape for run in runs][:2] == [(2, 3, 4, 4), (1, 3, 4, 4)]
+    named = [("a", 1), ("b", 1), ("c", 2)]
+    assert list(same_shape_runs(named, 8, key=lambda item: item[1])) == [named[:2], named[2:]]
+    with pytest.raises(ValueError, match="batch_size"):
+        list(same_shape_runs(images, 0))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from p2pkit.engine.checkpoint import load_checkpoint
 from p2pkit.engine.ema import make_generator_ema
 from p2pkit.engine.trainer import Trainer
 from p2pkit.errors import ConfigError
-from p2pkit.translation import load_trained
+from p2pkit.inference import load_trained
 
 
 def train(recipe_path, run_dir, *overrides, resume=False):

@@ -250,7 +250,7 @@ def test_the_guards_leave_plain_runs_alone(tiny_recipe, tmp_path):
 def test_network_options_in_a_hostile_meta_json_are_one_line_naming_file_and_key(
     trained_run, key, value
 ):
-    from p2pkit.translation import load_trained
+    from p2pkit.inference import load_trained
 
     step = list_checkpoints(trained_run)[-1][1]
     meta = json.loads((step / "meta.json").read_text())

@@ -22,7 +22,7 @@ from p2pkit.cli import cli
 from p2pkit.errors import ConfigError, DataError
 from p2pkit.evaluation.paths import OUTPUTS_FILE, claim_outputs
 from p2pkit.files import plain_name
-from p2pkit.translation import output_names
+from p2pkit.inference import output_names
 
 
 def invoke(*args: object):

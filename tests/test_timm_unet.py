@@ -12,8 +12,8 @@ import p2pkit
 from p2pkit.config import load_recipe
 from p2pkit.engine.trainer import Trainer
 from p2pkit.errors import ConfigError
+from p2pkit.inference import load_trained
 from p2pkit.testing import check_generator
-from p2pkit.translation import load_trained
 
 BACKBONE = "resnet10t"  # the smallest ResNet in timm: keeps these tests fast
 

@@ -11,7 +11,8 @@ import torch
 
 from p2pkit.config import apply_overrides, load_recipe
 from p2pkit.engine.checkpoint import load_checkpoint
-from p2pkit.engine.trainer import Trainer, linear_decay
+from p2pkit.engine.optim import linear_decay
+from p2pkit.engine.trainer import Trainer
 
 
 def train(recipe_path, run_dir, *overrides, resume=False):
@@ -58,12 +59,16 @@ def test_sample_grids_say_when_they_fall_back_to_training_images(tiny_recipe, tm
 def test_checkpoint_describes_the_networks_so_they_can_be_rebuilt(tiny_recipe, tmp_path):
     train(tiny_recipe, tmp_path / "run")
     _, meta = weights(tmp_path / "run")
-    assert meta["networks"]["generator"] == {
+    generator = meta["networks"]["generator"]
+    assert {k: generator[k] for k in ("name", "options")} == {
         "name": "unet",
         "options": {"depth": 5, "ngf": 4, "in_channels": 3, "out_channels": 3},
     }
+    assert generator["provider"]["distribution"] == "p2pkit"  # who provided the component
     assert meta["networks"]["discriminator"]["options"]["conditional"] is True
-    assert meta["task"]["name"] == "translation" and meta["data"]["direction"] == "BtoA"
+    recipe = meta["recipe"]  # stored once: the resolved recipe
+    assert recipe["task"]["name"] == "translation" and recipe["data"]["direction"] == "BtoA"
+    assert not {"task", "objective", "data"} & set(meta)
 
 
 def test_stopped_and_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tiny_recipe, tmp_path):

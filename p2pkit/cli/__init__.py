@@ -2,7 +2,7 @@
 
 Subcommands live in their own modules and are imported only when invoked, so
 ``p2pkit --help`` starts instantly and never imports torch. A user error (a
-:class:`~p2pkit.errors.P2PKitError`) prints one line on stderr and exits with
+[`P2PKitError`][p2pkit.errors.P2PKitError]) prints one line on stderr and exits with
 status 2; ``--debug`` shows the traceback instead.
 """
 

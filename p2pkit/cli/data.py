@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+# For the list of dataset names; p2pkit.data.download does not import torch, so help stays fast.
+from p2pkit.data.download import DATASETS
+
 
 @click.group("data")
 def data_group() -> None:
@@ -18,7 +21,7 @@ def data_group() -> None:
         "Examples:\n\n"
         "  p2pkit data download facades --to data\n\n"
         "  p2pkit data download maps --to data --sha256 <hex>\n\n"
-        "Datasets: facades, cityscapes, maps, edges2shoes, edges2handbags, night2day."
+        f"Datasets: {', '.join(DATASETS)}."
     ),
 )
 @click.argument("name")

@@ -115,7 +115,7 @@ def env_command(fmt: str) -> None:
     import warnings
 
     from p2pkit.engine.device import resolve_device
-    from p2pkit.engine.trainer import environment_info
+    from p2pkit.engine.environment import environment_info
 
     # Import every plugin so a broken one shows up below; its warning would repeat it.
     with warnings.catch_warnings():

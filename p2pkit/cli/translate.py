@@ -104,7 +104,7 @@ def translate_command(
 
     from p2pkit.data.io import write_image
     from p2pkit.engine.logging import save_grid
-    from p2pkit.translation import (
+    from p2pkit.inference import (
         check_inputs,
         expand_inputs,
         load_trained,

@@ -59,7 +59,7 @@ def aligned(
 
     Returns:
         Dataset with ``a`` (N, in_channels, H, W) and ``b`` (N, out_channels, H, W), integer
-        tensors (see :class:`~p2pkit.data.base.ImageDataset`).
+        tensors (see [`ImageDataset`][p2pkit.data.base.ImageDataset]).
 
     Raises:
         DataError: Missing or empty folder, or unusable files (all listed in one message).

@@ -18,10 +18,9 @@ import kornia.geometry.transform as KT
 import torch
 from torch import nn
 
+from p2pkit.config import PREPROCESS
 from p2pkit.data.io import to_float
 from p2pkit.errors import ConfigError
-
-PREPROCESS_MODES = ("resize_and_crop", "crop", "resize", "none")
 
 
 def _size(size: int | Sequence[int], key: str) -> tuple[int, int]:
@@ -62,9 +61,9 @@ class PairAugment(nn.Module):
         deterministic: bool = False,
     ) -> None:
         super().__init__()
-        if preprocess not in PREPROCESS_MODES:
+        if preprocess not in PREPROCESS:
             raise ConfigError(
-                f"data.preprocess must be one of {', '.join(PREPROCESS_MODES)}, not {preprocess!r}"
+                f"data.preprocess must be one of {', '.join(PREPROCESS)}, not {preprocess!r}"
             )
         self.load_size = _size(load_size, "load_size")
         self.crop_size = _size(crop_size, "crop_size")

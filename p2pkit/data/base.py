@@ -2,8 +2,8 @@
 
 A dataset is a plain in-memory (or memory-mapped) object: every image is decoded once into one
 integer stack per side, and a batch is an index select. Layout modules
-(:mod:`~p2pkit.data.aligned`, :mod:`~p2pkit.data.paired`, :mod:`~p2pkit.data.single`) only decide
-which files form a row and how they split into sides.
+([`aligned`][p2pkit.data.aligned], [`paired`][p2pkit.data.paired], [`single`][p2pkit.data.single])
+only decide which files form a row and how they split into sides.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from p2pkit.config import DIRECTIONS
 from p2pkit.data.cache import DiskCache
 from p2pkit.data.io import IMAGE_EXTENSIONS, is_image_file, list_images
 from p2pkit.data.preflight import Problem
@@ -23,8 +24,6 @@ from p2pkit.data.store import Layout, Sample, as_size, build
 from p2pkit.errors import ConfigError, DataError
 
 logger = logging.getLogger("p2pkit.data")
-
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 class ImageDataset:
@@ -36,7 +35,8 @@ class ImageDataset:
             0..65535 for 16-bit data. After the direction swap, so ``a`` is always the input.
         b: Target side, (N, C_out, H, W) with the same dtype, or None for a single-folder dataset.
         paths: For each row, the file its input side was read from.
-        max_value: 255 or 65535; :func:`p2pkit.data.io.to_float` maps 0..max_value to [-1, 1].
+        max_value: 255 or 65535; [`p2pkit.data.io.to_float`][p2pkit.data.io.to_float] maps
+            0..max_value to [-1, 1].
     """
 
     def __init__(
@@ -71,8 +71,8 @@ class ImageDataset:
 
         Returns:
             ``{"a": (B, C_in, H, W), "b": (B, C_out, H, W) or None, "paths": list[Path]}``, the
-            tensors on the dataset's device (the CPU unless :meth:`to` moved it) with its
-            integer dtype (convert with ``to_float``).
+            tensors on the dataset's device (the CPU unless [`to`][p2pkit.data.base.ImageDataset.to]
+            moved it) with its integer dtype (convert with ``to_float``).
         """
         index = torch.as_tensor(indices, dtype=torch.long).cpu().reshape(-1)
         paths = [self.paths[i] for i in index.tolist()]
@@ -160,7 +160,8 @@ def check_options(
         ConfigError: A value is out of range; the message names the key.
     """
     if direction not in DIRECTIONS:
-        raise ConfigError(f"data.direction must be 'AtoB' or 'BtoA', not {direction!r}")
+        allowed = " or ".join(f"'{d}'" for d in DIRECTIONS)
+        raise ConfigError(f"data.direction must be {allowed}, not {direction!r}")
     for name, count in zip(("in_channels", "out_channels"), channels, strict=False):
         if count not in (1, 3):
             raise ConfigError(f"dataset option {name} must be 1 or 3, not {count!r}")
@@ -185,7 +186,8 @@ def load(
     noun: str = "files",
     known: Sequence[Problem] = (),
 ) -> ImageDataset:
-    """Decode (or reuse the cache of) the samples and wrap them as an :class:`ImageDataset`.
+    """Decode (or reuse the cache of) the samples and wrap them as an
+    [`ImageDataset`][p2pkit.data.base.ImageDataset].
 
     ``channels`` lists the channel count of each side after the direction swap: (in, out) for
     two sides, (in,) for one.

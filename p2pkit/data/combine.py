@@ -2,25 +2,22 @@
 
 Many paired datasets come as two folders with the same file names, one per domain (LLVIP:
 ``A/`` infrared, ``B/`` visible). pix2pix reads one image per pair with A on the left and B on
-the right; :func:`combine` writes exactly that, as lossless PNG. Sub-folders are kept, so
-``A/train/x.jpg`` + ``B/train/x.jpg`` becomes ``out/train/x.png``.
+the right; [`combine`][p2pkit.data.combine.combine] writes exactly that, as lossless PNG.
+Sub-folders are kept, so ``A/train/x.jpg`` + ``B/train/x.jpg`` becomes ``out/train/x.png``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
+from p2pkit.data.io import IMAGE_EXTENSIONS, images_by_key, open_rgb
 from p2pkit.errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "combine", "list_images"]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-"""File name endings treated as images (case-insensitive)."""
+__all__ = ["combine"]
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -30,55 +27,12 @@ _RESAMPLE = {
 }
 
 
-def _natural_key(text: str) -> list[object]:
-    """Sort ``2.jpg`` before ``10.jpg``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
-
-
-def list_images(folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """Map each image under ``folder`` (recursively) to its key: relative path without suffix.
-
-    Keys use ``/`` separators (``train/010001``) and come back in natural order.
-
-    Raises:
-        DataError: if the folder is missing or two files share a key (``x.jpg`` and ``x.png``).
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder; give the folder holding the images")
-    found: dict[str, Path] = {}
-    for path in root.rglob("*"):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue  # hidden files and folders (.ipynb_checkpoints, ._x.jpg from macOS)
-        key = path.relative_to(root).with_suffix("").as_posix()
-        if key in found:
-            raise DataError(
-                f"{found[key]} and {path} would both become {key}.png; remove or rename one"
-            )
-        found[key] = path
-    return {key: found[key] for key in sorted(found, key=_natural_key)}
-
-
 def _size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             return im.size
     except (OSError, UnidentifiedImageError) as err:
         raise DataError(f"{path} cannot be read as an image ({err}); replace or remove it") from err
-
-
-def _load(path: Path, size: tuple[int, int] | None, resample: Image.Resampling) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            # Grey (infrared, edges), palette or RGBA inputs: pix2pix halves are 3-channel RGB.
-            rgb = im.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise DataError(f"{path} cannot be read as an image ({err}); replace or remove it") from err
-    if size is not None and rgb.size != size:
-        rgb = rgb.resize(size, resample)
-    return rgb
 
 
 def combine(
@@ -128,9 +82,10 @@ def combine(
         if out.resolve() == root.resolve():
             raise DataError(f"the output folder {out} is an input folder; choose another one")
 
-    a_files, b_files = list_images(a_root), list_images(b_root)
+    a_files, b_files = images_by_key(a_root), images_by_key(b_root)
     if not a_files:
-        raise DataError(f"{a_root} holds no images ({', '.join(IMAGE_SUFFIXES)}); check the path")
+        known = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise DataError(f"{a_root} holds no images ({known}); check the path")
     for here, there, there_root in ((a_files, b_files, b_root), (b_files, a_files, a_root)):
         missing = [key for key in here if key not in there]
         if missing:
@@ -155,8 +110,8 @@ def combine(
 
     resampling = _RESAMPLE[resample]
     for key in track(keys, description="combining", disable=not progress, transient=True):
-        left = _load(a_files[key], size, resampling)
-        right = _load(b_files[key], size, resampling)
+        left = open_rgb(a_files[key], size, resampling)
+        right = open_rgb(b_files[key], size, resampling)
         pair = Image.new("RGB", (left.width + right.width, left.height))
         pair.paste(left, (0, 0))
         pair.paste(right, (left.width, 0))

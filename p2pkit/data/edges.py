@@ -2,25 +2,28 @@
 
 The pix2pix edge datasets pair a photo with its edge map drawn as black lines on white. The
 authors made theirs with HED plus post-processing; here edges come from
-:func:`kornia.filters.canny`, which needs no model download and runs anywhere. Use
-:func:`make_edges` on tensors (e.g. on the fly in a data pipeline) or :func:`edges_dataset` to
-write an aligned ``edges|photo`` dataset from a folder of photos.
+`kornia.filters.canny`, which needs no model download and runs anywhere. Use
+[`make_edges`][p2pkit.data.edges.make_edges] on tensors (e.g. on the fly in a data pipeline) or
+[`edges_dataset`][p2pkit.data.edges.edges_dataset] to write an aligned ``edges|photo`` dataset from
+a folder of photos.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from kornia.filters import canny
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from rich.progress import track
 
-from p2pkit.data.combine import list_images
+from p2pkit.data.batching import same_shape_runs
+from p2pkit.data.io import images_by_key, open_rgb, to_float, to_uint8
 from p2pkit.errors import DataError
 
 __all__ = ["edges_dataset", "make_edges"]
@@ -81,14 +84,9 @@ def make_edges(
     return drawn.expand(-1, channels, -1, -1).contiguous().to(images.dtype)
 
 
-def _to_tensor(photo: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(photo).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(C, H, W) float in [-1, 1] -> (H, W, 3) uint8."""
-    pixels = ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+def _to_hwc_uint8(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [-1, 1] -> (H, W, 3) uint8, grey repeated to three channels."""
+    pixels = to_uint8(image).cpu()
     if pixels.shape[0] == 1:
         pixels = pixels.expand(3, -1, -1)
     return pixels.permute(1, 2, 0).numpy()
@@ -117,8 +115,11 @@ def edges_dataset(
             direction ``AtoB`` as in edges2shoes.
         size: Resize photos to ``size`` x ``size`` first (bicubic; 256 like the pix2pix sets);
             ``None`` keeps each photo's own size.
-        low_threshold, high_threshold, sigma, thickness: see :func:`make_edges`.
-        batch_size: Photos per Canny call.
+        low_threshold: see [`make_edges`][p2pkit.data.edges.make_edges].
+        high_threshold: see [`make_edges`][p2pkit.data.edges.make_edges].
+        sigma: see [`make_edges`][p2pkit.data.edges.make_edges].
+        thickness: see [`make_edges`][p2pkit.data.edges.make_edges].
+        batch_size: Photos per Canny call (at least 1).
         device: Where to run Canny (default CPU).
         max_count: Process only the first N photos in natural order.
         progress: Show a progress bar.
@@ -129,7 +130,7 @@ def edges_dataset(
     Raises:
         DataError: the folder holds no images, or one cannot be read.
     """
-    photos = list_images(photo_dir)
+    photos = images_by_key(photo_dir)
     if not photos:
         raise DataError(f"{photo_dir} holds no images; check the path")
     keys = list(photos)[: max_count if max_count is not None else None]
@@ -138,9 +139,16 @@ def edges_dataset(
         raise DataError(f"the output folder {out} is the photo folder; choose another one")
     target_device = torch.device(device) if device is not None else torch.device("cpu")
 
-    batch: list[tuple[str, torch.Tensor]] = []
+    resize_to = None if size is None else (size, size)
 
-    def flush() -> None:
+    def loaded() -> Iterator[tuple[str, torch.Tensor]]:
+        """Each photo as ``(key, float (3, H, W) in [-1, 1])``, read as it is needed."""
+        for key in track(keys, description="drawing edges", disable=not progress, transient=True):
+            rgb = open_rgb(photos[key], resize_to, Image.Resampling.BICUBIC)
+            yield key, to_float(torch.from_numpy(np.array(rgb)).permute(2, 0, 1), 255)
+
+    # Photos of different sizes cannot share a batch: a batch ends where the size changes.
+    for batch in same_shape_runs(loaded(), batch_size, key=lambda item: item[1].shape):
         stack = torch.stack([t for _, t in batch]).to(target_device)
         drawn = make_edges(
             stack,
@@ -150,27 +158,8 @@ def edges_dataset(
             thickness=thickness,
         )
         for (key, photo), edge in zip(batch, drawn, strict=True):
-            pair = np.concatenate([_to_uint8(edge), _to_uint8(photo)], axis=1)
+            pair = np.concatenate([_to_hwc_uint8(edge), _to_hwc_uint8(photo)], axis=1)
             target = out / f"{key}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pair).save(target, compress_level=1)
-        batch.clear()
-
-    for key in track(keys, description="drawing edges", disable=not progress, transient=True):
-        try:
-            with Image.open(photos[key]) as im:
-                rgb = im.convert("RGB")
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(
-                f"{photos[key]} cannot be read as an image ({err}); replace or remove it"
-            ) from err
-        if size is not None and rgb.size != (size, size):
-            rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
-        tensor = _to_tensor(np.array(rgb))
-        # Photos of different sizes cannot share a batch: flush when the size changes.
-        if batch and (batch[0][1].shape != tensor.shape or len(batch) >= batch_size):
-            flush()
-        batch.append((key, tensor))
-    if batch:
-        flush()
     return len(keys)

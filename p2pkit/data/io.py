@@ -1,12 +1,19 @@
 """Listing, reading and writing image files, and converting stored pixels to network floats.
 
 Stored pixels are integers (uint8 with max_value 255, or int32 with max_value 65535 for 16-bit
-data); networks see float32 in [-1, 1]. :func:`to_float` and :func:`to_uint8` convert between them.
-The pixel-format policy that :func:`read_image` applies is documented in :mod:`p2pkit.data.decode`.
+data); networks see float32 in [-1, 1]. [`to_float`][p2pkit.data.io.to_float] and
+[`to_uint8`][p2pkit.data.io.to_uint8] convert between them. The pixel-format policy that
+[`read_image`][p2pkit.data.io.read_image] applies is documented in
+[`p2pkit.data.decode`][p2pkit.data.decode].
+
+Every listing of image files in p2pkit goes through this module, so all of them accept the same
+[`IMAGE_EXTENSIONS`][p2pkit.data.io.IMAGE_EXTENSIONS] and sort by the same
+[`natural_key`][p2pkit.data.io.natural_key].
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import zlib
@@ -14,21 +21,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from p2pkit.data.decode import ImageProblem, decode, fit_channels
 from p2pkit.errors import DataError
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+)
+"""File name endings treated as images (compared lower-case), by every reader and writer of p2pkit:
+datasets, ``p2pkit data combine`` and ``edges``, and ``p2pkit translate``."""
 
 _DIGITS = re.compile(r"(\d+)")
 
 
 def natural_key(name: str) -> tuple[tuple[int, int, str], ...]:
     """Sort key that orders embedded numbers by value: ``1, 2, 10`` rather than ``1, 10, 2``."""
-    # Tagging numbers 0 and text 1 keeps every pair of keys comparable.
+    # Tagging numbers 0 and text 1 keeps every pair of keys comparable. isdecimal, not isdigit:
+    # "²" is a digit that int() refuses, and only decimal runs are split out as numbers.
     return tuple(
-        (0, int(part), part) if part.isdigit() else (1, 0, part.casefold())
+        (0, int(part), part) if part.isdecimal() else (1, 0, part.casefold())
         for part in _DIGITS.split(name)
         if part
     )
@@ -56,11 +68,38 @@ def list_images(folder: str | Path) -> list[Path]:
     )
 
 
+def images_by_key(folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """Map each image under ``folder`` (recursively) to its key: relative path without suffix.
+
+    Keys use ``/`` separators (``train/010001``) and come back in natural order. Files and
+    folders whose names start with ``.`` are skipped (``.ipynb_checkpoints``, ``._x.jpg`` from
+    macOS).
+
+    Raises:
+        DataError: if the folder is missing or two files share a key (``x.jpg`` and ``x.png``).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; give the folder holding the images")
+    found: dict[str, Path] = {}
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if not is_image_file(path) or any(part.startswith(".") for part in relative.parts):
+            continue
+        key = relative.with_suffix("").as_posix()
+        if key in found:
+            raise DataError(
+                f"{found[key]} and {path} would both become {key}.png; remove or rename one"
+            )
+        found[key] = path
+    return {key: found[key] for key in sorted(found, key=natural_key)}
+
+
 def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """Read one image under the p2pkit pixel policy.
 
     Args:
-        path: A PNG, JPEG, TIFF or BMP file.
+        path: A PNG, JPEG, TIFF, BMP or WebP file.
         channels: 1 or 3, the channel count wanted.
 
     Returns:
@@ -75,6 +114,39 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     except ImageProblem as problem:
         raise DataError(f"{path}: {problem}") from None
     return pixels
+
+
+def open_rgb(
+    path: Path,
+    size: tuple[int, int] | None = None,
+    resample: Image.Resampling = Image.Resampling.BICUBIC,
+) -> Image.Image:
+    """Open one image as 8-bit RGB for the dataset tools (``p2pkit data combine`` and ``edges``).
+
+    Unlike [`read_image`][p2pkit.data.io.read_image] this applies no pixel policy: the tools
+    write pix2pix halves, which are 3-channel 8-bit RGB whatever the source was, so grey, palette
+    and RGBA inputs are converted (alpha dropped, not checked) and 16-bit ones reduced to 8 bits.
+
+    Args:
+        path: Any image file Pillow reads.
+        size: ``(width, height)`` to resize to, or ``None`` to keep the size.
+        resample: Pillow's resampling filter for the resize.
+
+    Returns:
+        A loaded RGB PIL image (the file is closed again).
+
+    Raises:
+        DataError: The file cannot be read as an image.
+    """
+    try:
+        with Image.open(path) as im:
+            # Grey (infrared, edges), palette or RGBA inputs: pix2pix halves are 3-channel RGB.
+            rgb = im.convert("RGB")
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"{path} cannot be read as an image ({err}); replace or remove it") from err
+    if size is not None and rgb.size != size:
+        rgb = rgb.resize(size, resample)
+    return rgb
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -143,7 +215,13 @@ def write_image(path: str | Path, image: np.ndarray | torch.Tensor) -> None:
     if array.dtype != np.uint8:
         raise ValueError(f"{path}: cannot write pixels of dtype {array.dtype}")
     picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    options = {"quality": 95} if path.suffix.lower() in {".jpg", ".jpeg"} else {}
+    suffix = path.suffix.lower()
+    options: dict[str, object] = {}
+    if suffix in {".jpg", ".jpeg"}:
+        options = {"quality": 95}
+    elif suffix == ".webp":
+        # Pillow's WebP default is lossy; a written image should read back as written.
+        options = {"lossless": True}
     picture.save(path, **options)
 
 

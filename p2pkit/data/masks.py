@@ -1,7 +1,7 @@
 """Hole masks for inpainting: the input is the photo with a hole, the target the whole photo.
 
-Masks are made on the fly, never stored: :func:`make_masks` draws a batch, :func:`apply_mask`
-fills the holes. Two kinds:
+Masks are made on the fly, never stored: [`make_masks`][p2pkit.data.masks.make_masks] draws a batch,
+[`apply_mask`][p2pkit.data.masks.apply_mask] fills the holes. Two kinds:
 
 * ``"center"``: the missing centre of the context-encoder / pix2pix inpainting experiments, a
   centred rectangle covering ``hole_fraction`` of the area (by default a square of half the
@@ -90,7 +90,8 @@ def make_masks(
 
     Args:
         n: Batch size.
-        height, width: Image size in pixels.
+        height: Image height in pixels.
+        width: Image width in pixels.
         kind: ``"center"`` or ``"random"`` (see the module docstring).
         generator: Source of randomness for ``"random"``; the same seeded generator state gives
             the same masks. ``None`` uses torch's global generator.

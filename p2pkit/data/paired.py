@@ -77,7 +77,7 @@ def paired(
 
     Returns:
         Dataset with ``a`` (N, in_channels, H, W) and ``b`` (N, out_channels, H, W), integer
-        tensors (see :class:`~p2pkit.data.base.ImageDataset`).
+        tensors (see [`ImageDataset`][p2pkit.data.base.ImageDataset]).
 
     Raises:
         DataError: Missing folders, or unusable pairs (all listed in one message).

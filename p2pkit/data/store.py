@@ -9,7 +9,8 @@ and resizing):
    row of the preallocated stack, resizing and fitting channels on the way.
 
 Problems from both passes (and any the layout found while listing) are then reported together by
-:func:`p2pkit.data.preflight.report`, and unusable rows are dropped when ``skip_bad`` is set.
+[`p2pkit.data.preflight.report`][p2pkit.data.preflight.report], and unusable rows are dropped when
+``skip_bad`` is set.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Synthetic facades: p2pkit's offline default dataset.
 
-:func:`synthesize_facades` writes a small dataset in the layout of the pix2pix ``facades`` set,
-so the main example trains on a fresh machine without network access::
+[`synthesize_facades`][p2pkit.data.synth.synthesize_facades] writes a small dataset in the layout of
+the pix2pix ``facades`` set, so the main example trains on a fresh machine without network access::
 
     out_dir/train/1.png ... out_dir/train/400.png
     out_dir/val/1.png   ... out_dir/val/50.png
@@ -23,6 +23,10 @@ each storey, glass with a sky reflection, a glint and mullions, door panels, roo
 bars, pillar shading), shadows cast by sills, cornices and balconies, and only faint noise. This
 is what lets a pix2pix U-Net learn labels -> photo in minutes on a CPU with sharp,
 label-aligned results: almost nothing in the photo is unpredictable from the labels.
+
+The module is longer than most because layout and renderer are one procedural model: every
+texture and shadow is drawn from the geometry the layout produced, so the two are kept side by
+side, where a change to one shows what it does to the other.
 """
 
 from __future__ import annotations
@@ -459,8 +463,9 @@ def render_facade(
 
     Returns:
         ``(photo, labels)``: photo (size, size, 3) uint8 RGB, labels (size, size) uint8 class
-        ids into :data:`FACADE_CLASSES` (colour them with :func:`labels_to_rgb`). The result
-        depends only on ``(seed, split, index, size)``.
+        ids into [`FACADE_CLASSES`][p2pkit.data.synth.FACADE_CLASSES] (colour them with
+        [`labels_to_rgb`][p2pkit.data.synth.labels_to_rgb]). The result depends only on
+        ``(seed, split, index, size)``.
     """
     if size < 32:
         raise DataError(f"synthetic facades need size >= 32 pixels, got {size}")
@@ -528,7 +533,7 @@ def synthesize_facades(
         progress: Show a progress bar.
 
     Returns:
-        ``out_dir`` as a :class:`~pathlib.Path`. If it already holds exactly this dataset
+        ``out_dir`` as a `Path`. If it already holds exactly this dataset
         (same settings, all files present), it is returned without regenerating.
 
     Raises:

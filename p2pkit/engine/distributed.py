@@ -3,12 +3,13 @@
 p2pkit starts no processes of its own making: ``torchrun`` (or ``p2pkit run recipe NAME
 --nproc N``, which calls the same elastic launcher through its Python API) starts one
 process per device and sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE`` and the rendezvous
-variables. :func:`init_distributed` reads them, joins the process group (``nccl`` on CUDA,
-``gloo`` on a CPU) and pins the process to the device of its ``LOCAL_RANK``.
+variables. [`init_distributed`][p2pkit.engine.distributed.init_distributed] reads them, joins the
+process group (``nccl`` on CUDA, ``gloo`` on a CPU) and pins the process to the device of its
+``LOCAL_RANK``.
 
 What a process does with its rank is decided in the trainer: every rank trains on its
-shard of each epoch (:func:`epoch_shard`), gradients are averaged by
-``DistributedDataParallel``, and only rank 0 writes files.
+shard of each epoch ([`epoch_shard`][p2pkit.engine.distributed.epoch_shard]), gradients are averaged
+by ``DistributedDataParallel``, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ def epoch_shard(permutation: torch.Tensor, start: int, rank: int, world_size: in
     Args:
         permutation: (N,) int64, the epoch's order of the N training images.
         start: images of this epoch already trained on by the whole job.
-        rank, world_size: this process and the number of processes.
+        rank: this process's rank.
+        world_size: the number of processes.
 
     Returns:
         (ceil((N - start) / W),) int64 indices into the training set.

@@ -66,7 +66,7 @@ def _holder(path: Path) -> str:
 
 
 class RunLock:
-    """Exclusive lock on a run folder, held from :meth:`acquire` to :meth:`release`.
+    """Exclusive lock on a run folder, held from `acquire` to `release`.
 
     Use as a context manager::
 

@@ -36,7 +36,7 @@ class LossHistory:
         self._count += 1
 
     def means(self) -> dict[str, float]:
-        """Means since the last :meth:`write` (or empty)."""
+        """Means since the last [`write`][p2pkit.engine.logging.LossHistory.write] (or empty)."""
         if not self._count:
             return {}
         return {k: float(v) / self._count for k, v in self._sums.items()}
@@ -46,7 +46,7 @@ class LossHistory:
 
         Args:
             all_reduce_sum: sums a tensor over the processes in place
-                (:meth:`p2pkit.engine.distributed.DistContext.all_reduce_sum`).
+                ([`all_reduce_sum`][p2pkit.engine.distributed.DistContext.all_reduce_sum]).
             world_size: number of processes.
         """
         if not self._sums:
@@ -77,7 +77,9 @@ class LossHistory:
 
 def to_uint8_image(t: torch.Tensor) -> np.ndarray:
     """(3, H, W) or (1, H, W) float in [-1, 1] -> (H, W, 3) uint8."""
-    t = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
+    from p2pkit.data.io import to_uint8
+
+    t = to_uint8(t).cpu()
     if t.shape[0] == 1:
         t = t.expand(3, -1, -1)
     return t.permute(1, 2, 0).numpy()

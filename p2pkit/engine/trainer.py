@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -30,7 +29,17 @@ from torch import nn
 
 import p2pkit
 from p2pkit.config import Recipe, recipe_from_dict, recipe_to_dict, recipe_to_toml
-from p2pkit.engine.device import SpeedSettings, resolve_speed
+from p2pkit.engine.build import (
+    CHECKPOINT_FORMAT,
+    build_dataset,
+    build_networks,
+    build_objective,
+    build_task,
+    check_run_format,
+    stored_specs,
+    training_dataset_options,
+)
+from p2pkit.engine.device import resolve_speed
 from p2pkit.engine.display import TrainingDisplay
 from p2pkit.engine.distributed import (
     EXIT_PREEMPTED,
@@ -43,12 +52,11 @@ from p2pkit.engine.distributed import (
     iterations_for,
     process_device,
 )
+from p2pkit.engine.environment import environment_info
 from p2pkit.engine.logging import LossHistory, save_grid
+from p2pkit.engine.optim import linear_decay, make_adam
 from p2pkit.engine.tensorboard import TensorBoardLog, require_tensorboard
 from p2pkit.errors import ConfigError, TrainingDiverged
-from p2pkit.registry import KINDS, get_registry
-
-CHECKPOINT_FORMAT = "p2pkit-run/1"
 
 
 def seed_everything(seed: int) -> None:
@@ -62,96 +70,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_task(recipe: Recipe) -> Any:
-    """The task component the recipe names."""
-    return get_registry("tasks").create(recipe.task.name, **recipe.task.options)
-
-
-def build_networks(recipe: Recipe, task: Any, objective: Any) -> tuple[nn.Module, nn.Module | None]:
-    """Generator and (when the objective needs one) discriminator, sized for ``task``.
-
-    The engine sets the channel counts from the task and ``conditional`` from the
-    objective, so recipes cannot get them out of step.
-    """
-    G = get_registry("generators").create(
-        recipe.generator.name,
-        **{**recipe.generator.options, "in_channels": task.in_channels},
-        out_channels=task.out_channels,
-    )
-    if not objective.uses_discriminator:
-        return G, None
-    D = get_registry("discriminators").create(
-        recipe.discriminator.name,
-        **recipe.discriminator.options,
-        in_channels=task.in_channels,
-        out_channels=task.out_channels,
-        conditional=objective.conditional,
-    )
-    return G, D
-
-
-def make_adam(params: Any, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    """Adam as in section 3.3, fused into one kernel where torch supports it.
-
-    The fused kernel does the same arithmetic in one pass over the parameters; on a
-    CPU it is about 6x faster than the default for the 54M-parameter ``unet_256``
-    (see docs/performance.md), and the optimiser step was a third of an iteration.
-    """
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or an unsupported device
-        return torch.optim.Adam(params, lr=lr, betas=betas)
-
-
-def linear_decay(epochs: int, epochs_decay: int):
-    """Learning-rate factor for epoch e: 1 for e < epochs, then linearly down to 0.
-
-    Epoch e (0-based) trains at ``1 - max(0, e + 1 - epochs) / (epochs_decay + 1)`` of
-    the initial rate, as in the authors' code: the last epoch runs at
-    ``1 / (epochs_decay + 1)`` and the rate would reach 0 one epoch later.
-    """
-
-    def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
-
-    return factor
-
-
-def environment_info(speed: SpeedSettings | None = None) -> dict[str, Any]:
-    """Versions, device and plugins: what a bug report needs (``p2pkit env``)."""
-    from importlib import metadata
-
-    versions: dict[str, str] = {"python": platform.python_version()}
-    for dist in ("p2pkit", "torch", "kornia", "timm", "safetensors", "numpy", "pillow"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    info: dict[str, Any] = {
-        "versions": versions,
-        "platform": platform.platform(),
-        "cuda": torch.version.cuda,
-        "cuda_available": torch.cuda.is_available(),
-        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-        "cpu_threads": torch.get_num_threads(),
-        "plugins": {
-            kind: {
-                i.name: f"{i.distribution} {i.version}".strip()
-                for i in get_registry(kind).infos()
-                if i.distribution != "p2pkit"
-            }
-            for kind in KINDS
-        },
-        "plugin_failures": [f.describe() for k in KINDS for f in get_registry(k).failures()],
-    }
-    if speed is not None:
-        info["speed"] = speed.describe()
-    return info
-
-
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` leaves behind.
+    """What [`Trainer.fit`][p2pkit.engine.trainer.Trainer.fit] leaves behind.
 
     ``stop_signal`` names the signal that stopped the run early (``"SIGINT"`` for
     Ctrl-C, ``"SIGTERM"`` for a cluster's pre-emption), or is None.
@@ -234,10 +155,8 @@ class Trainer:
             require_tensorboard()
         # The same seed everywhere: every process starts from identical weights.
         seed_everything(train.seed)
-        self.task = build_task(recipe)
-        self.objective = get_registry("objectives").create(
-            recipe.objective.name, **recipe.objective.options
-        )
+        self.task = build_task(recipe.task)
+        self.objective = build_objective(recipe.objective)
         self.G, self.D = build_networks(recipe, self.task, self.objective)
         self._check_crop_size()
         # Augmentation and dropout draw from here on: different on each process,
@@ -384,20 +303,8 @@ class Trainer:
 
     def _load_split(self, split: str, max_images: int | None) -> Any:
         data = self.recipe.data
-        ch_a, ch_b = self.task.image_channels
-        options: dict[str, Any] = dict(
-            root=data.root,
-            split=split,
-            in_channels=ch_a,
-            resize_to=data.load_size if data.preprocess != "none" else None,
-            min_size=data.crop_size if data.preprocess == "crop" else 0,
-            skip_bad=data.skip_bad,
-            cache_dir=data.cache_dir or None,
-            max_images=max_images,
-        )
-        if self.task.needs_target:
-            options.update(direction=data.direction, out_channels=ch_b)
-        return get_registry("datasets").create(data.dataset, **options)
+        options = training_dataset_options(data)
+        return build_dataset(data, self.task, split, max_images=max_images, **options)
 
     # ------------------------------------------------------------ checkpointing
     def _modules(self) -> dict[str, nn.Module]:
@@ -414,38 +321,12 @@ class Trainer:
         return self.G if self.G_ema is None else self.G_ema.module
 
     def _meta(self) -> dict[str, Any]:
-        recipe = self.recipe
-        G_options = {
-            **recipe.generator.options,
-            "in_channels": self.task.in_channels,
-            "out_channels": self.task.out_channels,
-        }
-        nets: dict[str, Any] = {"generator": {"name": recipe.generator.name, "options": G_options}}
-        if self.G_ema is not None:
-            nets["generator_ema"] = nets["generator"]
-        if self.D is not None:
-            nets["discriminator"] = {
-                "name": recipe.discriminator.name,
-                "options": {
-                    **recipe.discriminator.options,
-                    "in_channels": self.task.in_channels,
-                    "out_channels": self.task.out_channels,
-                    "conditional": self.objective.conditional,
-                },
-            }
+        """What a checkpoint records besides tensors: how the run was made, once, and where
+        it stands (see [`p2pkit.engine.build`][p2pkit.engine.build])."""
         return {
             "format": CHECKPOINT_FORMAT,
-            "networks": nets,
-            "task": {"name": recipe.task.name, "options": recipe.task.options},
-            "objective": {"name": recipe.objective.name, "options": recipe.objective.options},
-            "data": {
-                "direction": recipe.data.direction,
-                "crop_size": recipe.data.crop_size,
-                "load_size": recipe.data.load_size,
-                "preprocess": recipe.data.preprocess,
-                "max_value": int(self.dataset.max_value),
-            },
-            "recipe": recipe_to_dict(recipe),
+            "networks": stored_specs(self._modules()),
+            "recipe": recipe_to_dict(self.recipe),
             "counters": {
                 "epoch": self.epoch,
                 "iteration": self.iteration,
@@ -503,6 +384,7 @@ class Trainer:
         from p2pkit.engine.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(self.run_dir)
+        check_run_format(ckpt.meta, ckpt.path / "meta.json")
         built = self._meta()["networks"]
         modules = self._modules()
         if "generator_ema" in modules and "generator_ema" not in ckpt.meta.get("modules", {}):
@@ -983,13 +865,10 @@ def load_run_recipe(run_dir: Path) -> Recipe:
 
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "EXIT_PREEMPTED",
     "TrainResult",
     "Trainer",
-    "build_networks",
-    "build_task",
-    "environment_info",
-    "linear_decay",
     "load_run_recipe",
     "seed_everything",
 ]

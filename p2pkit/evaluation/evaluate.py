@@ -41,7 +41,8 @@ class EvaluationSettings:
             recipe's ``data.val_split`` (``test`` for thermal2color, ``val`` elsewhere).
         protocol: ``eval`` or ``paper`` (dropout on, test-batch statistics, 3.3).
         weights: ``auto`` (the generator's moving average when the run kept one),
-            ``ema`` or ``raw``; see :func:`p2pkit.translation.load_trained`.
+            ``ema`` or ``raw``; see
+            [`p2pkit.inference.load_trained`][p2pkit.inference.load_trained].
         samples: outputs drawn per input (needs the paper protocol when > 1); their
             spread is reported.
         batch_size: images per forward pass.
@@ -72,19 +73,12 @@ class EvaluationSettings:
 
 
 def _eval_dataset(model: Any, root: str, split: str, max_images: int | None) -> Any:
-    data = model.meta["recipe"]["data"]
-    ch_a, ch_b = model.task.image_channels
-    options: dict[str, Any] = dict(
-        root=root,
-        split=split,
-        in_channels=ch_a,
-        resize_to=data["crop_size"],
-        max_images=max_images,
-        skip_bad=data.get("skip_bad", False),
+    """A split at the size the model was trained at (no jitter, no flip)."""
+    from p2pkit.engine.build import build_dataset
+
+    return build_dataset(
+        model.data, model.task, split, root=root, max_images=max_images, resize_to=model.crop_size
     )
-    if model.task.needs_target:
-        options.update(direction=data["direction"], out_channels=ch_b)
-    return get_registry("datasets").create(data["dataset"], **options)
 
 
 def _batches(dataset: Any, batch_size: int, device: torch.device, size: int) -> Any:
@@ -139,15 +133,15 @@ def _segmenter(
     from p2pkit.evaluation import segmentation as seg
     from p2pkit.evaluation.palette import labels_from_colors
 
-    data = model.meta["recipe"]["data"]
+    data = model.data
     train_split = plain_name(
-        data.get("train_split", "train"), "recipe data.train_split", model.checkpoint / "meta.json"
+        data.train_split, "recipe data.train_split", model.checkpoint / "meta.json"
     )
     train = _eval_dataset(model, root, train_split, None)
     train_settings = {
         "size": list(size),
         "steps": settings.segmenter_steps,
-        "direction": data["direction"],
+        "direction": data.direction,
         "palette": palette.tolist(),
         "component": settings.segmenter,
     }
@@ -182,6 +176,118 @@ def _segmenter(
     return net
 
 
+class _Scores:
+    """Everything ``evaluate`` measures, accumulated batch by batch.
+
+    Each update takes RGB images (N, 3, H, W) float in [-1, 1]: the inputs as shown, the
+    generated outputs and the real targets.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        root: str,
+        dataset: Any,
+        settings: EvaluationSettings,
+        fid: Any,
+        progress: bool,
+        console: Any,
+    ) -> None:
+        from p2pkit.evaluation.metrics import ColorHistogramIntersection, MetricSet
+
+        self.model, self.root, self.settings = model, root, settings
+        self.progress, self.console = progress, console
+        self.metrics = MetricSet(["l1", "psnr", "ssim"])
+        self.colors = ColorHistogramIntersection()
+        self.fid = fid
+        self.palette = None
+        if settings.fcn != "off" and model.task.needs_target:
+            self.palette = _label_palette(dataset, settings, required=settings.fcn == "on")
+        self.segmenter = None
+        self.fake_cm = self.real_cm = None
+
+    def update(
+        self,
+        names: list[str],
+        x_rgb: torch.Tensor,
+        fake_rgb: torch.Tensor,
+        real_rgb: torch.Tensor,
+    ) -> None:
+        from p2pkit.evaluation.palette import labels_from_colors
+        from p2pkit.evaluation.segmentation import ConfusionMatrix, predict_labels
+
+        self.metrics.update(fake_rgb, real_rgb, names)
+        self.colors.update(fake_rgb, real_rgb)
+        if self.fid is not None:
+            self.fid.update(fake_rgb, real_rgb)
+        if self.palette is None:
+            return
+        if self.segmenter is None:
+            self.segmenter = _segmenter(
+                self.model, self.root, self.palette, tuple(x_rgb.shape[-2:]), self.settings,
+                self.progress, self.console,
+            )  # fmt: skip
+            self.fake_cm = ConfusionMatrix(len(self.palette))
+            self.real_cm = ConfusionMatrix(len(self.palette))
+        truth = labels_from_colors(x_rgb, self.palette)
+        self.fake_cm.update(predict_labels(self.segmenter, fake_rgb), truth)
+        self.real_cm.update(predict_labels(self.segmenter, real_rgb), truth)
+
+    def summary(self) -> dict[str, Any]:
+        """The aggregate entries of ``metrics.json``."""
+        result: dict[str, Any] = {
+            "aggregate": self.metrics.aggregate(),
+            "color_histogram_intersection": self.colors.compute(),
+        }
+        if self.fid is not None:
+            result["fid"] = {
+                **self.fid.compute(),
+                "weights": str(self.settings.fid_weights),
+                "note": "comparable only between runs scored with the same weights file",
+            }
+        if self.fake_cm is not None:
+            result["fcn_scores"] = {
+                "generated": self.fake_cm.compute(),
+                "ground_truth": self.real_cm.compute(),
+                "classes": len(self.palette),
+                "palette": self.palette.tolist(),
+                "segmenter": self.settings.segmenter,
+            }
+        return result
+
+
+def _translate_split(model: Any, dataset: Any, settings: EvaluationSettings) -> Any:
+    """Yield ``(names, x_rgb, fake_rgb, real_rgb, spreads)`` batch by batch.
+
+    The generator runs through
+    [`p2pkit.inference.translate_tensor`][p2pkit.inference.translate_tensor], the path ``translate``
+    takes, under the chosen protocol; with ``settings.samples > 1`` the first draw is scored and
+    ``spreads`` holds each image's per-pixel standard deviation across the draws.
+    """
+    from p2pkit.inference import translate_tensor
+    from p2pkit.models import inference_protocol
+
+    multiple = getattr(model.generator, "size_multiple", 1)
+    batches = _batches(dataset, settings.batch_size, model.device, model.crop_size)
+    for names, a, b in batches:
+        # make_input is the deterministic form (e.g. the centre hole for inpainting).
+        x, y = model.task.make_input(a), model.task.make_pair(a, b)[1]
+        draws = []
+        for _ in range(settings.samples):
+            with inference_protocol(model.generator, settings.protocol):
+                draws.append(
+                    translate_tensor(
+                        model.generator, x, multiple=multiple, batch_size=settings.batch_size
+                    ).float()
+                )
+        spreads: list[float] = []
+        if len(draws) > 1:
+            spreads = torch.stack(draws).std(dim=0).mean(dim=(1, 2, 3)).tolist()  # (K, N, ...)
+        x_rgb, fake_rgb = model.task.to_rgb(x.float(), draws[0])
+        _, real_rgb = model.task.to_rgb(x.float(), y.float())
+        yield names, x_rgb, fake_rgb, real_rgb, spreads
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data_root: str | Path | None = None,
@@ -193,12 +299,16 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Translate ``settings.split`` of the data with ``checkpoint`` and score it.
 
+    Three steps: load the model and the split and check where the results go; translate
+    and score batch by batch, writing each image as it comes; write ``metrics.json`` and
+    the page.
+
     Args:
         checkpoint: a run folder or checkpoint folder.
         data_root: the dataset folder (default: the recipe's ``data.root``).
         out_dir: where ``metrics.json``, the images and ``index.html`` go (default:
             ``<run>/eval-<split>``). Files p2pkit did not write there are never replaced
-            (see :func:`p2pkit.evaluation.paths.claim_outputs`).
+            (see [`claim_outputs`][p2pkit.evaluation.paths.claim_outputs]).
 
     Returns:
         The content of ``metrics.json``.
@@ -211,11 +321,7 @@ def evaluate_checkpoint(
     from rich.console import Console
 
     from p2pkit.data.io import write_image
-    from p2pkit.evaluation.metrics import ColorHistogramIntersection, MetricSet
-    from p2pkit.evaluation.palette import labels_from_colors
-    from p2pkit.evaluation.segmentation import ConfusionMatrix, predict_labels
-    from p2pkit.models import inference_protocol
-    from p2pkit.translation import load_trained
+    from p2pkit.inference import load_trained
 
     settings = settings or EvaluationSettings()
     console = console or Console(quiet=True)
@@ -230,10 +336,11 @@ def evaluate_checkpoint(
     if settings.split is None:
         # The split names a sub-folder of the run folder, so a recipe's value is checked
         # like any other name read from a file.
-        split = model.meta["recipe"]["data"].get("val_split", "val")
-        split = plain_name(split, "recipe data.val_split", model.checkpoint / "meta.json")
+        split = plain_name(
+            model.data.val_split, "recipe data.val_split", model.checkpoint / "meta.json"
+        )
         settings = replace(settings, split=split)
-    root = str(data_root or model.meta["recipe"]["data"].get("root") or "")
+    root = str(data_root or model.data.root or "")
     if not root:
         raise ConfigError("no data folder: pass --data DIR")
     run_dir = model.checkpoint.parent.parent
@@ -250,47 +357,15 @@ def evaluate_checkpoint(
 
         # Loaded first, so a wrong path fails before any translation work.
         fid = FIDAccumulator(load_feature_network(settings.fid_weights, model.device))
-    started = time.perf_counter()
 
-    fcn_palette = None
-    if settings.fcn != "off" and model.task.needs_target:
-        fcn_palette = _label_palette(dataset, settings, required=settings.fcn == "on")
-    metric_set = MetricSet(["l1", "psnr", "ssim"])
-    colors = ColorHistogramIntersection()
+    started = time.perf_counter()
+    scores = _Scores(model, root, dataset, settings, fid, progress, console)
     spreads: list[float] = []
-    segmenter = None
-    fake_cm = real_cm = None
     rows: list[dict[str, Any]] = []
     with torch.no_grad():
-        batches = _batches(dataset, settings.batch_size, model.device, model.crop_size)
-        for names, a, b in batches:
-            # make_input is the deterministic form (e.g. the centre hole for inpainting).
-            x, y = model.task.make_input(a), model.task.make_pair(a, b)[1]
-            draws = []
-            for _ in range(settings.samples):
-                with inference_protocol(model.generator, settings.protocol):
-                    draws.append(model.generator(x).float())
-            fake = draws[0]
-            if len(draws) > 1:
-                stack = torch.stack(draws)  # (K, N, C, H, W)
-                spreads += stack.std(dim=0).mean(dim=(1, 2, 3)).tolist()
-            x_rgb, fake_rgb = model.task.to_rgb(x.float(), fake)
-            _, real_rgb = model.task.to_rgb(x.float(), y.float())
-            metric_set.update(fake_rgb, real_rgb, names)
-            colors.update(fake_rgb, real_rgb)
-            if fid is not None:
-                fid.update(fake_rgb, real_rgb)
-            if fcn_palette is not None:
-                if segmenter is None:
-                    segmenter = _segmenter(
-                        model, root, fcn_palette, tuple(x.shape[-2:]), settings, progress,
-                        console,
-                    )  # fmt: skip
-                    n = len(fcn_palette)
-                    fake_cm, real_cm = ConfusionMatrix(n), ConfusionMatrix(n)
-                truth = labels_from_colors(x_rgb, fcn_palette)
-                fake_cm.update(predict_labels(segmenter, fake_rgb), truth)
-                real_cm.update(predict_labels(segmenter, real_rgb), truth)
+        for names, x_rgb, fake_rgb, real_rgb, spread in _translate_split(model, dataset, settings):
+            scores.update(names, x_rgb, fake_rgb, real_rgb)
+            spreads += spread
             for i, name in enumerate(names):
                 paths = {}
                 for kind, image in (("input", x_rgb[i]), ("output", fake_rgb[i]),
@@ -299,7 +374,8 @@ def evaluate_checkpoint(
                     write_image(paths[kind], image.cpu())
                 rows.append({"name": name, **paths})
     seconds = time.perf_counter() - started
-    per_image = metric_set.per_image()
+
+    per_image = scores.metrics.per_image()
     for row, values in zip(rows, per_image, strict=True):
         row.update({k: v for k, v in values.items() if k != "name"})
     result: dict[str, Any] = {
@@ -313,28 +389,13 @@ def evaluate_checkpoint(
         "weights": model.weights,
         "samples": settings.samples,
         "seconds": round(seconds, 2),
-        "aggregate": metric_set.aggregate(),
-        "color_histogram_intersection": colors.compute(),
+        **scores.summary(),
         "recipe": model.meta.get("recipe"),
     }
     if spreads:
         result["sample_spread"] = {
             "mean_pixel_std": sum(spreads) / len(spreads),
             "note": "per-pixel standard deviation across samples, in [-1, 1] units",
-        }
-    if fid is not None:
-        result["fid"] = {
-            **fid.compute(),
-            "weights": str(settings.fid_weights),
-            "note": "comparable only between runs scored with the same weights file",
-        }
-    if fake_cm is not None:
-        result["fcn_scores"] = {
-            "generated": fake_cm.compute(),
-            "ground_truth": real_cm.compute(),
-            "classes": len(fcn_palette),
-            "palette": fcn_palette.tolist(),
-            "segmenter": settings.segmenter,
         }
     result["per_image"] = per_image
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -380,7 +441,8 @@ def _loss_history(run_dir: Path) -> Path | None:
 
 
 def _page_files(run_dir: Path) -> list[str]:
-    """The files :func:`write_evaluation_report` writes in an evaluation folder."""
+    """The files [`write_evaluation_report`][p2pkit.evaluation.evaluate.write_evaluation_report]
+    writes in an evaluation folder."""
     return ["index.html", *(["losses.png"] if _loss_history(run_dir) else [])]
 
 

@@ -3,19 +3,22 @@
 The Fréchet Inception Distance (FID, Heusel et al. 2017) and the Kernel Inception Distance (KID,
 Binkowski et al. 2018) compare the distribution of generated images with that of real ones in the
 2048-d pool features of an ImageNet Inception-v3. p2pkit never downloads anything: the feature
-network is built from a weights file the user already has (:func:`load_feature_network`), e.g.
-torchvision's ``inception_v3_google-0cc3c7bd.pth`` as found in ``~/.cache/torch/hub/checkpoints``.
+network is built from a weights file the user already has
+([`load_feature_network`][p2pkit.evaluation.fid.load_feature_network]), e.g. torchvision's
+``inception_v3_google-0cc3c7bd.pth`` as found in ``~/.cache/torch/hub/checkpoints``.
 
 Pieces:
 
-* :func:`load_feature_network`: weights file -> module mapping images to ``(N, 2048)`` features;
-* :class:`FeatureStats`: running mean and covariance of features (optionally the features too);
-* :func:`frechet_distance`: FID between two Gaussians, computed with ``torch.linalg.eigh`` (no
-  scipy);
-* :func:`kernel_inception_distance`: KID, the unbiased MMD^2 with the cubic polynomial kernel,
-  averaged over random subsets;
-* :class:`FIDAccumulator`: feeds batches of generated and real images through the network and
-  returns ``{"fid", "kid_mean", "kid_std", "n"}``.
+* [`load_feature_network`][p2pkit.evaluation.fid.load_feature_network]: weights file -> module
+  mapping images to ``(N, 2048)`` features;
+* [`FeatureStats`][p2pkit.evaluation.fid.FeatureStats]: running mean and covariance of features
+  (optionally the features too);
+* [`frechet_distance`][p2pkit.evaluation.fid.frechet_distance]: FID between two Gaussians, computed
+  with ``torch.linalg.eigh`` (no scipy);
+* [`kernel_inception_distance`][p2pkit.evaluation.fid.kernel_inception_distance]: KID, the unbiased
+  MMD^2 with the cubic polynomial kernel, averaged over random subsets;
+* [`FIDAccumulator`][p2pkit.evaluation.fid.FIDAccumulator]: feeds batches of generated and real
+  images through the network and returns ``{"fid", "kid_mean", "kid_std", "n"}``.
 
 Conventions: images are float ``(N, 3, H, W)`` in ``[-1, 1]`` (``(N, 1, H, W)`` grey images are
 repeated to three channels); features are ``float64`` ``(N, D)``.
@@ -24,6 +27,10 @@ The numbers are comparable between models scored with the *same* weights file. T
 comparable with FID values published from the TensorFlow Inception graph (``pytorch-fid``'s
 ``pt_inception-2015-12-05`` weights), whose network and resizing differ slightly from
 torchvision's.
+
+The module is longer than most because it holds the whole measure: the feature network, rebuilt
+from a bare weights file with checks that say what is wrong with it, and the statistics computed
+from its features, which ``p2pkit evaluate`` only ever uses together.
 """
 
 from __future__ import annotations
@@ -60,7 +67,8 @@ INCEPTION_SIZE = 299
 """Side, in pixels, of the square images Inception-v3 is fed."""
 
 EXPECTED_WEIGHTS = "a torchvision Inception-v3 state dict, e.g. inception_v3_google-0cc3c7bd.pth"
-"""What :func:`load_feature_network` asks for when a weights file does not fit."""
+"""What [`load_feature_network`][p2pkit.evaluation.fid.load_feature_network] asks for when a weights
+file does not fit."""
 
 # Heads that the pool features do not use: they are dropped from the weights before loading, so a
 # state dict with or without them (or with another number of classes) is accepted.
@@ -217,8 +225,8 @@ def load_feature_network(
         device: where the network runs.
 
     Returns:
-        An :class:`InceptionFeatures` in eval mode: float images ``(N, 3, H, W)`` in ``[-1, 1]``
-        -> ``float64`` features ``(N, 2048)``.
+        An [`InceptionFeatures`][p2pkit.evaluation.fid.InceptionFeatures] in eval mode: float images
+        ``(N, 3, H, W)`` in ``[-1, 1]`` -> ``float64`` features ``(N, 2048)``.
 
     Raises:
         ConfigError: the file is missing or unreadable, its keys or shapes are not those of
@@ -263,7 +271,8 @@ class FeatureStats:
     """
 
     def __init__(self, keep_features: bool = False) -> None:
-        """Start empty; ``keep_features`` keeps every feature row for :attr:`features`."""
+        """Start empty; ``keep_features`` keeps every feature row for
+        [`features`][p2pkit.evaluation.fid.FeatureStats.features]."""
         self.keep_features = keep_features
         self.n = 0
         self._mean: torch.Tensor | None = None  # (D,) float64
@@ -341,8 +350,10 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     samples than dimensions) are clipped to zero, as is a tiny negative result.
 
     Args:
-        mu1, mu2: ``(D,)`` means (tensors or arrays, any float dtype).
-        sigma1, sigma2: ``(D, D)`` symmetric positive semi-definite covariances.
+        mu1: ``(D,)`` mean of the first set (a tensor or an array, any float dtype).
+        sigma1: ``(D, D)`` symmetric positive semi-definite covariance of the first set.
+        mu2: ``(D,)`` mean of the second set.
+        sigma2: ``(D, D)`` covariance of the second set.
 
     Returns:
         The distance, a Python float >= 0.
@@ -441,16 +452,19 @@ def kernel_inception_distance(
 class FIDAccumulator:
     """FID and KID of generated against real images, accumulated over batches.
 
-    Feed it with :meth:`update` (a batch of generated images and the matching real ones) or, when
-    the counts differ (several samples per input), with :meth:`update_fake` and
-    :meth:`update_real`; then call :meth:`compute`. Features are kept on the CPU in ``float64``
-    for KID (16 KiB per image and set).
+    Feed it with [`update`][p2pkit.evaluation.fid.FIDAccumulator.update] (a batch of generated
+    images and the matching real ones) or, when the counts differ (several samples per input), with
+    [`update_fake`][p2pkit.evaluation.fid.FIDAccumulator.update_fake] and
+    [`update_real`][p2pkit.evaluation.fid.FIDAccumulator.update_real]; then call
+    [`compute`][p2pkit.evaluation.fid.FIDAccumulator.compute]. Features are kept on the CPU in
+    ``float64`` for KID (16 KiB per image and set).
     """
 
     def __init__(
         self, network: nn.Module, *, kid_subsets: int = 10, kid_subset_size: int = 1000
     ) -> None:
-        """Wrap a feature network, usually from :func:`load_feature_network`.
+        """Wrap a feature network, usually from
+        [`load_feature_network`][p2pkit.evaluation.fid.load_feature_network].
 
         Args:
             network: maps float images ``(N, 3, H, W)`` in ``[-1, 1]`` to features ``(N, D)``.

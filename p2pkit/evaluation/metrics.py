@@ -4,13 +4,14 @@ Every image tensor here is a batch in NCHW layout, floating point, with values i
 range of the generators' final ``tanh``, pix2pix appendix 6.1.1). Three kinds of measure live in
 this module:
 
-* per-image metrics ``l1``, ``psnr`` and ``ssim``: plain functions ``fn(fake, real) -> (N,)``
-  that can be registered as components of the ``p2pkit.metrics`` entry-point group;
-* :class:`ColorHistogramIntersection`, the colour-distribution analysis of the paper's section 4.2
-  (Figure 7): marginal histograms of L, a and b over a whole evaluation set, compared
-  by histogram intersection;
-* :class:`MetricSet`, which runs several per-image metrics over batches, remembers each image's
-  name and value, and summarises them as a JSON-ready dict.
+* per-image metrics ``l1``, ``psnr`` and ``ssim``: plain functions ``fn(fake, real) -> (N,)``,
+  declared as components of the ``p2pkit.metrics`` entry-point group and found through it like
+  any plugin's;
+* [`ColorHistogramIntersection`][p2pkit.evaluation.metrics.ColorHistogramIntersection], the
+  colour-distribution analysis of the paper's section 4.2 (Figure 7): marginal histograms of L, a
+  and b over a whole evaluation set, compared by histogram intersection;
+* [`MetricSet`][p2pkit.evaluation.metrics.MetricSet], which runs several per-image metrics over
+  batches, remembers each image's name and value, and summarises them as a JSON-ready dict.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import torch
 from p2pkit.errors import ConfigError
 
 __all__ = [
-    "BUILTIN_METRICS",
     "HIGHER_IS_BETTER",
     "LAB_RANGES",
     "PSNR_CAP_DB",
@@ -55,14 +55,14 @@ LAB_RANGES: dict[str, tuple[float, float]] = {
     "a": (-128.0, 128.0),
     "b": (-128.0, 128.0),
 }
-"""Histogram ranges for the Lab channels, as produced by :func:`kornia.color.rgb_to_lab`."""
+"""Histogram ranges for the Lab channels, as produced by `kornia.color.rgb_to_lab`."""
 
 
 def _check_pair(fake: torch.Tensor, real: torch.Tensor, name: str) -> None:
     """Reject batches that cannot be compared pixel by pixel.
 
     These are programming errors (the caller built the batches), so they raise ``ValueError``
-    rather than a user-facing :class:`~p2pkit.errors.P2PKitError`.
+    rather than a user-facing [`P2PKitError`][p2pkit.errors.P2PKitError].
     """
     if fake.shape != real.shape:
         raise ValueError(
@@ -112,15 +112,17 @@ def psnr(
     """Peak signal-to-noise ratio per image, in dB, on images mapped to ``[0, 1]`` (data range 1).
 
     The value is computed for each image separately and never from the batch's pooled error:
-    :func:`kornia.metrics.psnr` pools the MSE over every element it is given, so it is called once
-    per image. Averaging per-image PSNRs (what :class:`MetricSet` does) is the usual convention and
-    differs from the PSNR of the mean error whenever the images' errors differ.
+    `kornia.metrics.psnr` pools the MSE over every element it is given, so it is called once
+    per image. Averaging per-image PSNRs (what [`MetricSet`][p2pkit.evaluation.metrics.MetricSet]
+    does) is the usual convention and differs from the PSNR of the mean error whenever the images'
+    errors differ.
 
     Args:
         fake: generated images, float ``(N, C, H, W)`` in ``[-1, 1]``.
         real: ground-truth images, same shape and range.
-        max_db: ceiling for the result (see :data:`PSNR_CAP_DB`); identical images return exactly
-            this value. ``None`` keeps the mathematical value, ``inf`` for identical images.
+        max_db: ceiling for the result (see [`PSNR_CAP_DB`][p2pkit.evaluation.metrics.PSNR_CAP_DB]);
+            identical images return exactly this value. ``None`` keeps the mathematical value,
+            ``inf`` for identical images.
 
     Returns:
         Float32 ``(N,)`` tensor on the inputs' device, in dB.
@@ -137,7 +139,7 @@ def psnr(
 def ssim(fake: torch.Tensor, real: torch.Tensor, *, window_size: int = 11) -> torch.Tensor:
     """Mean structural similarity per image, on images mapped to ``[0, 1]``.
 
-    Uses :func:`kornia.metrics.ssim` with the standard Gaussian window (sigma 1.5, 11 taps, the
+    Uses `kornia.metrics.ssim` with the standard Gaussian window (sigma 1.5, 11 taps, the
     constants of Wang et al. 2004) and ``'same'`` (reflect) padding, then averages the SSIM map over
     channels and pixels of each image. ``eps`` is set to 0 so that identical images, flat ones
     included, score exactly 1 (the SSIM constants already keep the denominator positive). Images
@@ -161,11 +163,9 @@ def ssim(fake: torch.Tensor, real: torch.Tensor, *, window_size: int = 11) -> to
     return ssim_map.flatten(1).mean(dim=1).float()
 
 
-BUILTIN_METRICS: dict[str, MetricFn] = {"l1": l1, "psnr": psnr, "ssim": ssim}
-"""The built-in per-image metrics, by the names they have in the ``p2pkit.metrics`` group."""
-
 HIGHER_IS_BETTER: dict[str, bool] = {"l1": False, "psnr": True, "ssim": True}
-"""Which way each built-in metric improves (used to mark the best values in reports)."""
+"""Which way each built-in metric improves (used to mark the best values in reports); its names
+are also the metrics a [`MetricSet`][p2pkit.evaluation.metrics.MetricSet] runs by default."""
 
 
 class ColorHistogramIntersection:
@@ -173,15 +173,17 @@ class ColorHistogramIntersection:
 
     The paper compares the marginal distributions of the L, a and b channels of the generated and
     the real images over the whole test set and scores them by histogram intersection. This
-    accumulator converts each batch from RGB to Lab (:func:`kornia.color.rgb_to_lab`, D65), adds the
-    pixels to one histogram per channel for each set, and on :meth:`compute` returns
+    accumulator converts each batch from RGB to Lab (`kornia.color.rgb_to_lab`, D65), adds the
+    pixels to one histogram per channel for each set, and on
+    [`compute`][p2pkit.evaluation.metrics.ColorHistogramIntersection.compute] returns
     ``sum_i min(p_i, q_i)`` of the normalised histograms: 1 when the distributions are identical at
     this bin width, 0 when they do not overlap.
 
     Args:
-        bins: number of equal-width bins per channel over :data:`LAB_RANGES` (values outside are
-            counted in the edge bins). The paper does not state a bin count; 128 gives bins under
-            one L unit and two a/b units wide.
+        bins: number of equal-width bins per channel over
+            [`LAB_RANGES`][p2pkit.evaluation.metrics.LAB_RANGES] (values outside are counted in the
+            edge bins). The paper does not state a bin count; 128 gives bins under one L unit and
+            two a/b units wide.
     """
 
     def __init__(self, bins: int = 128) -> None:
@@ -269,7 +271,8 @@ def _normalise(counts: torch.Tensor) -> torch.Tensor:
 def lab_histogram_intersection(
     fake: torch.Tensor, real: torch.Tensor, bins: int = 128
 ) -> dict[str, float]:
-    """One-shot :class:`ColorHistogramIntersection` on two batches.
+    """One-shot [`ColorHistogramIntersection`][p2pkit.evaluation.metrics.ColorHistogramIntersection]
+    on two batches.
 
     Args:
         fake: generated images, RGB float ``(N, 3, H, W)`` in ``[-1, 1]``.
@@ -288,10 +291,11 @@ class MetricSet:
     """Runs per-image metrics over batches and keeps every value with its image's name.
 
     Args:
-        metrics: the metrics to run: names (built-in ``"l1"``, ``"psnr"``, ``"ssim"``, or any
-            component of the ``metrics`` registry, i.e. the ``p2pkit.metrics`` entry-point
-            group), or a mapping ``name -> fn(fake, real) -> (N,)``. ``None`` means all built-in
-            metrics.
+        metrics: the metrics to run: names of components of the ``metrics`` registry (the
+            ``p2pkit.metrics`` entry-point group, which holds the built-in ``"l1"``, ``"psnr"``
+            and ``"ssim"``, and in-process registrations), or a mapping
+            ``name -> fn(fake, real) -> (N,)``. ``None`` means the built-in metrics, the names of
+            [`HIGHER_IS_BETTER`][p2pkit.evaluation.metrics.HIGHER_IS_BETTER].
 
     Raises:
         RegistryError: for a metric name that no installed plugin provides.
@@ -303,19 +307,16 @@ class MetricSet:
     """
 
     def __init__(self, metrics: Mapping[str, MetricFn] | Sequence[str] | None = None) -> None:
-        if metrics is None:
-            self.metrics: dict[str, MetricFn] = dict(BUILTIN_METRICS)
-        elif isinstance(metrics, Mapping):
-            self.metrics = dict(metrics)
+        if isinstance(metrics, Mapping):
+            self.metrics: dict[str, MetricFn] = dict(metrics)
         else:
             from p2pkit.registry import get_registry
 
-            # Other names come from the metrics registry (entry points of the p2pkit.metrics
-            # group, or in-process registrations); unknown ones raise RegistryError there.
-            self.metrics = {
-                name: BUILTIN_METRICS.get(name) or get_registry("metrics").get(name)
-                for name in metrics
-            }
+            # Built-in names too come from the metrics registry (entry points of the
+            # p2pkit.metrics group, or in-process registrations), so a plugin is found the same
+            # way; unknown names raise RegistryError there.
+            names = list(HIGHER_IS_BETTER) if metrics is None else metrics
+            self.metrics = {name: get_registry("metrics").get(name) for name in names}
         self._names: list[str] = []
         self._values: dict[str, list[float]] = {name: [] for name in self.metrics}
 

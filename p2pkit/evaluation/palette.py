@@ -3,9 +3,10 @@
 Datasets such as the CMP facades or Cityscapes as the pix2pix authors distribute them store their
 semantic labels as colour images, one flat colour per class, and usually as JPEG. To score generated
 photos with a segmenter (the "FCN-score"), those colours must be turned back into class ids. This
-module finds a dataset's palette from the label images themselves (:func:`find_palette`), accepts
-an explicit one (:func:`as_palette`), and maps pixels to the nearest palette colour
-(:func:`labels_from_colors`).
+module finds a dataset's palette from the label images themselves
+([`find_palette`][p2pkit.evaluation.palette.find_palette]), accepts an explicit one
+([`as_palette`][p2pkit.evaluation.palette.as_palette]), and maps pixels to the nearest palette
+colour ([`labels_from_colors`][p2pkit.evaluation.palette.labels_from_colors]).
 
 Image conventions: colour images are either ``uint8`` ``(N, 3, H, W)`` in ``[0, 255]`` or float
 ``(N, 3, H, W)`` in ``[-1, 1]``; PIL images and ``uint8`` ``(H, W, 3)`` arrays are accepted where
@@ -21,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from p2pkit.data.batching import same_shape_runs
+from p2pkit.data.io import to_uint8
 from p2pkit.errors import ConfigError, DataError
 
 __all__ = [
@@ -75,7 +78,7 @@ def to_uint8_images(images: ImageLike) -> torch.Tensor:
         return tensor.contiguous()
     if not tensor.is_floating_point():
         raise ValueError(f"expected uint8 or float images, got {tensor.dtype}")
-    return ((tensor.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return to_uint8(tensor)
 
 
 def as_palette(colors: torch.Tensor | np.ndarray | Sequence[Sequence[int] | str]) -> torch.Tensor:
@@ -158,15 +161,9 @@ def _batches_of_equal_size(
     items: Iterable[ImageLike], batch_size: int = 16
 ) -> Iterable[torch.Tensor]:
     """Regroup images of any form into ``uint8`` ``(B, 3, H, W)`` batches of one size each."""
-    pending: list[torch.Tensor] = []
-    for item in items:
-        for image in to_uint8_images(item):
-            if pending and (image.shape != pending[0].shape or len(pending) == batch_size):
-                yield torch.stack(pending)
-                pending = []
-            pending.append(image)
-    if pending:
-        yield torch.stack(pending)
+    images = (image for item in items for image in to_uint8_images(item))
+    for run in same_shape_runs(images, batch_size):
+        yield torch.stack(run)
 
 
 def find_palette(
@@ -203,7 +200,9 @@ def find_palette(
 
     Args:
         label_images: a batch (tensor ``(N, 3, H, W)``, uint8 or float in ``[-1, 1]``) or an
-            iterable of images in any form :func:`to_uint8_images` accepts (sizes may differ).
+            iterable of images in any form
+            [`to_uint8_images`][p2pkit.evaluation.palette.to_uint8_images] accepts (sizes may
+            differ).
         max_colors: the most colours to return.
         min_fraction: the least share of flat pixels a colour needs to count as a class.
         merge_distance: colours closer than this (in 8-bit RGB levels) are one class.
@@ -295,14 +294,15 @@ def labels_from_colors(
     classes can be a third class. Nearest-colour mapping still keeps thin structures (bars, sills)
     that consist of blends only. ``max_distance`` instead marks pixels farther than that from every
     palette colour with ``ignore_index`` so that scores can leave them out (see
-    :class:`p2pkit.evaluation.segmentation.ConfusionMatrix`), at the cost of losing those thin
-    structures too.
+    [`ConfusionMatrix`][p2pkit.evaluation.segmentation.ConfusionMatrix]), at the cost of losing
+    those thin structures too.
 
     Args:
         images: colour-coded label maps, ``uint8`` ``(N, 3, H, W)`` or float ``(N, 3, H, W)`` in
             ``[-1, 1]`` (also one ``(3, H, W)`` image, a PIL image or a uint8 HWC array).
-        palette: ``uint8`` ``(K, 3)`` from :func:`find_palette`, or an explicit list of colours
-            (see :func:`as_palette`).
+        palette: ``uint8`` ``(K, 3)`` from [`find_palette`][p2pkit.evaluation.palette.find_palette],
+            or an explicit list of colours (see
+            [`as_palette`][p2pkit.evaluation.palette.as_palette]).
         max_distance: distance in 8-bit levels beyond which a pixel gets ``ignore_index``;
             ``None`` gives every pixel a class.
         ignore_index: the label for such pixels.
@@ -328,7 +328,8 @@ def labels_from_colors(
 
 
 def colors_from_labels(labels: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
-    """Paint class ids with their palette colours (the inverse of :func:`labels_from_colors`).
+    """Paint class ids with their palette colours (the inverse of
+    [`labels_from_colors`][p2pkit.evaluation.palette.labels_from_colors]).
 
     Args:
         labels: ``int64`` ``(N, H, W)`` class ids; values outside ``[0, K)`` are painted black.

@@ -1,14 +1,15 @@
 """Where ``evaluate``, ``report`` and ``sweep`` may write.
 
 Two rules, one helper each (``translate``, whose output names come from its input files,
-checks them with :func:`p2pkit.translation.plan_outputs`):
+checks them with [`p2pkit.inference.plan_outputs`][p2pkit.inference.plan_outputs]):
 
 * A name read from a file (a split in a checkpoint's ``meta.json``, an image name in a
-  ``metrics.json``) is data, not a path: :func:`plain_name` accepts it only as one plain file
-  or folder name, so joining it to a folder can never reach outside that folder.
-* A folder the user points a command at may hold their own files: :func:`claim_outputs` lets a
-  command replace only files that p2pkit wrote there before, and lists the ones it writes in
-  ``.p2pkit-outputs.json`` inside the folder. Nothing is ever deleted.
+  ``metrics.json``) is data, not a path: [`plain_name`][p2pkit.files.plain_name] accepts it only as
+  one plain file or folder name, so joining it to a folder can never reach outside that folder.
+* A folder the user points a command at may hold their own files:
+  [`claim_outputs`][p2pkit.evaluation.paths.claim_outputs] lets a command replace only files that
+  p2pkit wrote there before, and lists the ones it writes in ``.p2pkit-outputs.json`` inside the
+  folder. Nothing is ever deleted.
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ def claim_outputs(folder: str | os.PathLike[str], names: Iterable[str], *, optio
     """Check that a command may write ``names`` in ``folder``, then record them as p2pkit's.
 
     A name may be written when no file has it yet or when an earlier p2pkit command wrote it
-    (it is in the folder's :data:`OUTPUTS_FILE`, or, in a folder from before that file,
-    :func:`_earlier_outputs` recognises it). A file of the user's is never replaced. Call this
-    before any work, with every file the command will write.
+    (it is in the folder's [`OUTPUTS_FILE`][p2pkit.evaluation.paths.OUTPUTS_FILE], or, in a folder
+    from before that file, `_earlier_outputs` recognises it). A file of the user's is never
+    replaced. Call this before any work, with every file the command will write.
 
     Args:
         folder: the output folder; created when the check passes.

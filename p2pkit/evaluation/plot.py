@@ -1,9 +1,9 @@
 """Loss-curve plots drawn with Pillow alone (no matplotlib dependency).
 
-:func:`plot_losses` reads a training loss history (a list of dicts, or a JSONL/CSV/JSON file) and
-draws the pix2pix losses, by default the generator's adversarial and L1 terms and the
-discriminator's real/fake terms (paper section 3.1, Eq. 1-4), as a PNG: one panel per loss or one
-panel with a legend, with axes, ticks, grid, labels and an optional moving average.
+[`plot_losses`][p2pkit.evaluation.plot.plot_losses] reads a training loss history (a list of dicts,
+or a JSONL/CSV/JSON file) and draws the pix2pix losses, by default the generator's adversarial and
+L1 terms and the discriminator's real/fake terms (paper section 3.1, Eq. 1-4), as a PNG: one panel
+per loss or one panel with a legend, with axes, ticks, grid, labels and an optional moving average.
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def plot_losses(
 
     Args:
         history: a list of dicts (one per log entry) or a ``.jsonl``/``.csv``/``.json`` file (see
-            :func:`load_history`).
+            [`load_history`][p2pkit.evaluation.plot.load_history]).
         out_png: the PNG to write (parent folders are created).
         keys: the losses to draw; keys missing from the history are left out, but at least one
             must be present.
@@ -298,13 +298,13 @@ def plot_losses(
             readable); ``"single"`` draws all in one panel with a legend.
         smooth: window of a trailing moving average drawn over the faded raw curve; 0 or 1 draws
             the raw values only.
-        x_key: the column for the x axis; by default the first of :data:`X_KEYS` that the history
-            has, else the entry number.
+        x_key: the column for the x axis; by default the first of
+            [`X_KEYS`][p2pkit.evaluation.plot.X_KEYS] that the history has, else the entry number.
         size: ``(width, height)`` of the image in pixels.
         title: a heading over the whole figure.
 
     Returns:
-        ``out_png`` as a :class:`~pathlib.Path`; the image is RGB of exactly ``size``.
+        ``out_png`` as a `Path`; the image is RGB of exactly ``size``.
 
     Raises:
         DataError: when the history has none of ``keys``.

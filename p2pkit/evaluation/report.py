@@ -1,12 +1,13 @@
 """A self-contained HTML report of an evaluation run.
 
-:func:`write_report` writes ``index.html`` with inline CSS and JavaScript only: no external
-stylesheet, script, font or image. Every image the page shows is a file next to it (thumbnails
-under ``thumbs/``) referenced by a relative path, so the folder can be zipped, copied or opened
-offline. The page shows, as the paper presents its results (e.g. Figures 3-6 and Tables 1-6):
+[`write_report`][p2pkit.evaluation.report.write_report] writes ``index.html`` with inline CSS and
+JavaScript only: no external stylesheet, script, font or image. Every image the page shows is a file
+next to it (thumbnails under ``thumbs/``) referenced by a relative path, so the folder can be
+zipped, copied or opened offline. The page shows, as the paper presents its results (e.g. Figures
+3-6 and Tables 1-6):
 
 * the aggregate metrics table;
-* the loss-curve image (see :mod:`p2pkit.evaluation.plot`);
+* the loss-curve image (see [`p2pkit.evaluation.plot`][p2pkit.evaluation.plot]);
 * the recipe/checkpoint details;
 * a grid of input | output | target thumbnails with each image's metrics, sortable by clicking a
   column header.
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from p2pkit.data.io import to_uint8
 from p2pkit.errors import DataError
 
 __all__ = ["IMAGE_ROLES", "ImageSource", "report_files", "write_report"]
@@ -121,7 +123,7 @@ def _to_pil(image: torch.Tensor | np.ndarray | Image.Image) -> Image.Image:
             )
         if t.is_floating_point():
             # Images are float in [-1, 1] (the generator's tanh range).
-            t = ((t.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            t = to_uint8(t)
         elif t.dtype != torch.uint8:
             raise ValueError(f"expected a float or uint8 image tensor, got {t.dtype}")
         array = t.permute(1, 2, 0).numpy()
@@ -168,7 +170,8 @@ def report_files(
     rows: Sequence[Mapping[str, Any]],
     loss_plot: str | os.PathLike[str] | None = None,
 ) -> list[str]:
-    """The files :func:`write_report` writes for these arguments, relative to ``out_dir``.
+    """The files [`write_report`][p2pkit.evaluation.report.write_report] writes for these arguments,
+    relative to ``out_dir``.
 
     Lets a command check, before any work, that it replaces none of a user's files:
     ``index.html``, a thumbnail under ``thumbs/`` for every image not already inside the
@@ -293,15 +296,16 @@ def write_report(
         out_dir: the report folder (created if needed); thumbnails go to ``thumbs/`` inside it.
         title: the page heading.
         rows: one mapping per image: ``"name"``; ``"input"``, ``"output"``, ``"target"`` as any
-            :data:`ImageSource` (each optional); metric values under ``"metrics"`` and/or as
-            other top-level numbers (e.g. a row of :meth:`MetricSet.per_image
-            <p2pkit.evaluation.metrics.MetricSet.per_image>` plus image entries). Image files
-            inside ``out_dir`` are referenced as they are; other files and in-memory images are
-            saved as PNG thumbnails.
+            [`ImageSource`][p2pkit.evaluation.report.ImageSource] (each optional); metric values
+            under ``"metrics"`` and/or as other top-level numbers (e.g. a row of
+            [`MetricSet.per_image`][p2pkit.evaluation.metrics.MetricSet.per_image] plus image
+            entries). Image files inside ``out_dir`` are referenced as they are; other files and
+            in-memory images are saved as PNG thumbnails.
         metrics_table: aggregate metrics, ``{metric: {stat: value}}`` (e.g.
-            :meth:`MetricSet.aggregate <p2pkit.evaluation.metrics.MetricSet.aggregate>`) or
+            [`MetricSet.aggregate`][p2pkit.evaluation.metrics.MetricSet.aggregate]) or
             ``{name: value}`` (e.g. FCN-scores, colour histogram intersections).
-        loss_plot: a PNG from :func:`p2pkit.evaluation.plot.plot_losses`; copied into
+        loss_plot: a PNG from
+            [`p2pkit.evaluation.plot.plot_losses`][p2pkit.evaluation.plot.plot_losses]; copied into
             ``out_dir`` when it lies elsewhere.
         meta: recipe and checkpoint details (strings, numbers, or nested JSON-able values).
         thumb_size: the longest side of generated thumbnails, in pixels.

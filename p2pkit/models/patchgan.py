@@ -31,7 +31,8 @@ from p2pkit.models.layers import (
 
 
 def patchgan_receptive_field(n_layers: int) -> int:
-    """Receptive field in pixels of :class:`PatchGAN` with ``n_layers`` (0 = PixelGAN).
+    """Receptive field in pixels of [`PatchGAN`][p2pkit.models.patchgan.PatchGAN] with ``n_layers``
+    (0 = PixelGAN).
 
     Each 4x4 convolution with stride s grows the field r to (r - 1) * s + 4; the
     network ends with two stride-1 convolutions after ``n_layers`` stride-2 ones.
@@ -128,7 +129,7 @@ def patchgan(
     conditional: bool = True,
 ) -> PatchGAN:
     """PatchGAN with ``n_layers`` stride-2 layers (receptive field: see
-    :func:`patchgan_receptive_field`)."""
+    [`patchgan_receptive_field`][p2pkit.models.patchgan.patchgan_receptive_field])."""
     return PatchGAN(in_channels, out_channels, ndf, n_layers, norm, conditional)
 
 

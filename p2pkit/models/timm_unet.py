@@ -144,7 +144,7 @@ class TimmUNet(nn.Module):
 
     Shapes:
         input (N, in_channels, H, W) float in [-1, 1], with H and W multiples of
-        :attr:`size_multiple` (the backbone's largest stride, usually 32);
+        `size_multiple` (the backbone's largest stride, usually 32);
         output (N, out_channels, H, W) float in [-1, 1] (Tanh).
     """
 

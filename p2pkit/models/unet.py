@@ -54,7 +54,7 @@ class UNet(nn.Module):
 
     Shapes:
         input (N, in_channels, H, W) float in [-1, 1], with H and W multiples of
-        :attr:`size_multiple`; output (N, out_channels, H, W) float in [-1, 1] (Tanh).
+        `size_multiple`; output (N, out_channels, H, W) float in [-1, 1] (Tanh).
     """
 
     def __init__(

@@ -24,12 +24,9 @@ dicts whose keys are not all strings (the optimiser's integer parameter ids) wit
 types it produced: Adam's ``step`` tensor keeps its dtype and ``betas`` stays a
 tuple.
 
-The package's modules: :mod:`~p2pkit.engine.checkpoint.save` and
-:mod:`~p2pkit.engine.checkpoint.load` (the two directions),
-:mod:`~p2pkit.engine.checkpoint.encoding` (nested state as JSON plus tensors),
-:mod:`~p2pkit.engine.checkpoint.rng` (random-number generator states) and
-:mod:`~p2pkit.engine.checkpoint.layout` (step folders, ``latest``, pruning, leftovers).
-Everything public is importable from here.
+The package's modules: `save` and `load` (the two directions), `encoding` (nested
+state as JSON plus tensors), `rng` (random-number generator states) and `layout` (step
+folders, ``latest``, pruning, leftovers). Everything public is importable from here.
 """
 
 from __future__ import annotations

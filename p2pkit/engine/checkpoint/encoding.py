@@ -87,7 +87,7 @@ class Encoder:
 
 
 def decode(obj: Any, tensors: Mapping[str, torch.Tensor], where: Path) -> Any:
-    """Inverse of :meth:`_Encoder.encode`; ``where`` names the checkpoint in errors."""
+    """Inverse of `_Encoder.encode`; ``where`` names the checkpoint in errors."""
     if isinstance(obj, list):
         return [decode(v, tensors, where) for v in obj]
     if not isinstance(obj, dict):

@@ -157,8 +157,8 @@ _LEFTOVER = re.compile(r"^(?P<final>.+)\.(?P<kind>tmp|del|old)-[0-9a-f]+$")
 def clean_leftovers(path: str | os.PathLike[str]) -> list[str]:
     """Remove what killed saves left behind; returns the names removed.
 
-    A process killed during :func:`save_checkpoint` can leave a half-written
-    ``step-*.tmp-*`` folder, a ``*.del-*`` folder being deleted, a ``.latest.tmp-*``
+    A process killed during [`save_checkpoint`][p2pkit.engine.checkpoint.save_checkpoint] can leave
+    a half-written ``step-*.tmp-*`` folder, a ``*.del-*`` folder being deleted, a ``.latest.tmp-*``
     pointer file, or a ``*.old-*`` folder set aside while a named checkpoint was
     replaced. None of them is ever loaded, but they take disk space. An ``*.old-*``
     folder whose checkpoint is missing is the only complete copy and is put back

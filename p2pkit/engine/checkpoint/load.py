@@ -35,14 +35,16 @@ META_LIMIT = 64 << 20
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Checkpoint:
-    """Read a checkpoint (see :func:`find_checkpoint` for what ``path`` may be).
+    """Read a checkpoint (see [`find_checkpoint`][p2pkit.engine.checkpoint.find_checkpoint] for what
+    ``path`` may be).
 
     Args:
         path: checkpoint directory, ``checkpoints`` directory or run directory.
         verify: compare the tensors file with the sha256 recorded in meta.json.
 
     Returns:
-        The :class:`Checkpoint`, its tensors read fully into CPU memory.
+        The [`Checkpoint`][p2pkit.engine.checkpoint.Checkpoint], its tensors read fully into CPU
+        memory.
 
     Raises:
         CheckpointError: nothing to load there, or a file is missing or corrupt.

@@ -44,7 +44,8 @@ def capture_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def restore_rng_state(tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]) -> None:
-    """Set every global generator from :func:`capture_rng_state`'s output.
+    """Set every global generator from
+    [`capture_rng_state`][p2pkit.engine.checkpoint.capture_rng_state]'s output.
 
     CUDA states are restored for the devices present in both the checkpoint and
     this process; resuming on fewer (or no) GPUs is allowed but is then not

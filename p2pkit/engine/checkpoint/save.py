@@ -82,8 +82,9 @@ def save_checkpoint(
         schedulers: learning-rate schedulers, or any object with
             ``state_dict()``/``load_state_dict()`` (an AMP ``GradScaler`` too).
         networks: how to rebuild each network, ``{"generator": {"name": "unet_256",
-            "options": {"ngf": 64, ...}}}``; lets :meth:`Checkpoint.load_module`
-            explain mismatches and the CLI rebuild a network from the checkpoint.
+            "options": {"ngf": 64, ...}}}``; lets
+            [`Checkpoint.load_module`][p2pkit.engine.checkpoint.Checkpoint.load_module] explain
+            mismatches and the CLI rebuild a network from the checkpoint.
         recipe: the resolved recipe the run was trained with.
         meta: further JSON-ready entries stored at the top level of ``meta.json``
             (counters such as ``{"counters": {"epoch": 3}}``, the caller's own
@@ -97,7 +98,8 @@ def save_checkpoint(
         name: save as ``checkpoints/<name>/`` (e.g. ``"best"``) instead of a step
             directory, replacing an earlier one of that name; ``latest`` is then
             left alone.
-        rng: also save the global RNG states (see :func:`capture_rng_state`).
+        rng: also save the global RNG states (see
+            [`capture_rng_state`][p2pkit.engine.checkpoint.capture_rng_state]).
         tensors: further tensors of the caller's, stored under ``extra/<key>`` (the
             RNG states of a distributed run's other processes, for example).
 

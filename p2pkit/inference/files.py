@@ -1,14 +1,11 @@
-"""Rebuilding a trained generator from a checkpoint and translating image files.
-
-Used by ``p2pkit translate`` and ``p2pkit evaluate``. A checkpoint records the
-generator's and the task's names and options, so nothing has to be repeated on
-the command line.
+"""Translating image files: naming outputs, checking inputs, then translating.
 
 ``p2pkit translate`` works in three steps, so a problem stops it before it writes
-anything: :func:`plan_outputs` names every output and refuses names that would
-replace an input; :func:`check_inputs` reads every input once (one at a time,
-keeping nothing) and lists all unusable files together; :func:`translate_files`
-then translates the usable ones.
+anything: [`plan_outputs`][p2pkit.inference.plan_outputs] names every output and refuses names that
+would replace an input; [`check_inputs`][p2pkit.inference.check_inputs] reads every input once (one
+at a time, keeping nothing) and lists all unusable files together;
+[`translate_files`][p2pkit.inference.translate_files] then translates the usable ones with
+[`translate_tensor`][p2pkit.inference.translate_tensor].
 """
 
 from __future__ import annotations
@@ -16,114 +13,21 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
-from p2pkit.errors import CheckpointError, ConfigError, DataError, RegistryError
-from p2pkit.registry import get_registry
+from p2pkit.errors import DataError
+from p2pkit.inference.model import TrainedModel
 
 if TYPE_CHECKING:
     import numpy as np
 
     from p2pkit.data.preflight import Problem
 
-LAYOUTS = ("single", "aligned")
-
 TRIPLETS_DIR = "triplets"
 """Sub-folder of the output folder for ``--save-triplets`` strips."""
-
-
-@dataclass
-class TrainedModel:
-    """A generator rebuilt from a checkpoint, with its task and data settings.
-
-    Attributes:
-        generator: the network, on ``device``, in eval mode.
-        task: the task component (makes inputs, turns outputs into images).
-        meta: the checkpoint's metadata.
-        checkpoint: the checkpoint folder.
-        device: where ``generator`` runs.
-        weights: ``"ema"`` when the generator holds the moving average of its
-            weights (``train.ema_decay``), ``"raw"`` for the trained weights.
-    """
-
-    generator: nn.Module
-    task: Any
-    meta: dict[str, Any]
-    checkpoint: Path
-    device: torch.device
-    weights: str = "raw"
-
-    @property
-    def direction(self) -> str:
-        return self.meta.get("data", {}).get("direction", "AtoB")
-
-    @property
-    def crop_size(self) -> int:
-        return int(self.meta.get("data", {}).get("crop_size", 256))
-
-
-WEIGHTS = ("auto", "ema", "raw")
-INIT_ONLY_OPTIONS = ("pretrained_path",)
-
-
-def load_trained(
-    checkpoint: str | Path, device: str = "auto", weights: str = "auto"
-) -> TrainedModel:
-    """Rebuild the generator and task recorded in ``checkpoint`` (run or step folder).
-
-    Args:
-        checkpoint: a run folder (its latest checkpoint) or a checkpoint folder.
-        device: ``auto``, ``cpu``, ``cuda``...
-        weights: ``auto`` takes the moving average of the generator's weights when
-            the run kept one (``train.ema_decay > 0``) and the trained weights
-            otherwise; ``ema`` and ``raw`` choose explicitly.
-
-    Raises:
-        ConfigError: ``weights="ema"`` for a run that kept no average.
-        CheckpointError: the checkpoint is missing, damaged or does not fit.
-    """
-    from p2pkit.engine.allocator import tune_allocator
-    from p2pkit.engine.checkpoint import load_checkpoint
-    from p2pkit.engine.device import resolve_device
-
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
-    tune_allocator()
-    ckpt = load_checkpoint(checkpoint)
-    has_ema = "generator_ema" in (ckpt.meta.get("modules") or {})
-    if weights == "ema" and not has_ema:
-        raise ConfigError(
-            f"checkpoint {ckpt.path} holds no EMA weights (the run had train.ema_decay = 0); "
-            "use --weights raw"
-        )
-    chosen = "ema" if has_ema and weights != "raw" else "raw"
-    spec = ckpt.meta["networks"]["generator"]
-    # The checkpoint holds every weight, so a file that only initialised the
-    # network for training (a pretrained backbone) is not read again, and need
-    # not exist on this machine.
-    options = {k: v for k, v in spec["options"].items() if k not in INIT_ONLY_OPTIONS}
-    try:
-        G = get_registry("generators").create(spec["name"], **options)
-    except RegistryError as exc:  # out-of-range options included: meta.json is data
-        raise CheckpointError(
-            f"{ckpt.path / 'meta.json'}: networks.generator: {exc}; the file was changed "
-            "since training or is not from p2pkit"
-        ) from None
-    module = "generator_ema" if chosen == "ema" else "generator"
-    ckpt.load_module(module, G, expected_options=spec["options"])
-    task_spec = ckpt.meta["task"]
-    try:
-        task = get_registry("tasks").create(task_spec["name"], **task_spec["options"])
-    except RegistryError as exc:
-        raise CheckpointError(f"{ckpt.path / 'meta.json'}: task: {exc}") from None
-    dev = resolve_device(device)
-    G.to(dev).eval()
-    return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev, chosen)
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -131,18 +35,19 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
 
     A file named twice (``photos/`` and ``photos/a.png``) is kept once, where it first appears.
     """
-    from p2pkit.data.io import is_image_file, list_images
+    from p2pkit.data.io import IMAGE_EXTENSIONS, is_image_file, list_images
 
     files: list[Path] = []
+    kinds = ", ".join(ext.lstrip(".") for ext in sorted(IMAGE_EXTENSIONS))
     for item in inputs:
         if item.is_dir():
             found = list_images(item)
             if not found:
-                raise DataError(f"{item}: no images (png, jpg, jpeg, tif, tiff, bmp) in folder")
+                raise DataError(f"{item}: no images ({kinds}) in folder")
             files += found
         elif item.is_file():
             if not is_image_file(item):
-                raise DataError(f"{item}: not an image file (png, jpg, jpeg, tif, tiff, bmp)")
+                raise DataError(f"{item}: not an image file ({kinds})")
             files.append(item)
         else:
             raise DataError(f"{item}: no such file or folder")
@@ -171,7 +76,7 @@ def output_names(files: list[Path]) -> list[str]:
     Names are compared ignoring case, as macOS and Windows file systems do.
 
     Args:
-        files: the inputs, each named once (see :func:`expand_inputs`).
+        files: the inputs, each named once (see [`expand_inputs`][p2pkit.inference.expand_inputs]).
 
     Returns:
         Relative POSIX paths ending in ``.png``, in the order of ``files``.
@@ -232,12 +137,13 @@ def plan_outputs(
     """Where each input's translation (and triplet strip) goes, checked before any work.
 
     Args:
-        files: the inputs, from :func:`expand_inputs`.
+        files: the inputs, from [`expand_inputs`][p2pkit.inference.expand_inputs].
         out: the output folder (it need not exist yet).
         triplets: also plan ``out/triplets/<name>`` strips.
 
     Returns:
-        ``(output, triplet or None)`` per input, in order; names follow :func:`output_names`.
+        ``(output, triplet or None)`` per input, in order; names follow
+        [`output_names`][p2pkit.inference.output_names].
 
     Raises:
         DataError: two inputs would share an output, or an output would replace an input
@@ -292,7 +198,8 @@ def check_inputs(
     layout: str = "single",
     advance: Callable[[], None] | None = None,
 ) -> list[Problem]:
-    """Read every input as :func:`translate_files` will, and return why each bad one fails.
+    """Read every input as [`translate_files`][p2pkit.inference.translate_files] will, and return
+    why each bad one fails.
 
     Files are decoded one at a time and dropped, so memory stays that of one image however
     many there are.
@@ -304,7 +211,7 @@ def check_inputs(
         advance: called after each file (a progress bar).
 
     Returns:
-        One :class:`~p2pkit.data.preflight.Problem` per unusable file, in input order.
+        One [`Problem`][p2pkit.data.preflight.Problem] per unusable file, in input order.
     """
     from p2pkit.data.decode import ImageProblem
     from p2pkit.data.preflight import Problem
@@ -367,7 +274,8 @@ def translate_files(
     generator's input is padded to its multiple and cropped back). Each tensor is
     (3, H, W) in [-1, 1] on the CPU.
     """
-    from p2pkit.inference import translate_tensor
+    from p2pkit.data.batching import same_shape_runs
+    from p2pkit.inference.tensors import translate_tensor
     from p2pkit.models import inference_protocol
 
     multiple = getattr(model.generator, "size_multiple", 1)
@@ -394,10 +302,7 @@ def translate_files(
             yield path, x_rgb[i], y_rgb[i], target
         pending.clear()
 
-    for path in files:
-        a, b = read_input(path, model, layout, resize)
-        if pending and (pending[0][1].shape != a.shape or len(pending) >= batch_size):
-            yield from flush()
-        pending.append((path, a, b))
-    if pending:
+    inputs = ((path, *read_input(path, model, layout, resize)) for path in files)
+    for run in same_shape_runs(inputs, batch_size, key=lambda item: tuple(item[1].shape)):
+        pending.extend(run)
         yield from flush()

@@ -2,8 +2,8 @@
 
 Generators are fully convolutional but need H and W to be multiples of their
 ``size_multiple`` (a U-Net with 8 stride-2 downsamplings needs multiples of 256).
-:func:`translate_tensor` pads with reflection to the next multiple, runs the
-network and crops back to the input size. Images too large for memory are cut
+[`translate_tensor`][p2pkit.inference.translate_tensor] pads with reflection to the next multiple,
+runs the network and crops back to the input size. Images too large for memory are cut
 into overlapping windows (``tile``) whose outputs are blended with a smooth
 weight, so no seams show.
 
@@ -19,7 +19,7 @@ Two things to know about tiling:
   protocol, or no tiling, when that matters.
 
 Nothing here changes the module's train/eval mode: see
-:func:`p2pkit.models.protocol.inference_protocol` for that.
+[`inference_protocol`][p2pkit.models.protocol.inference_protocol] for that.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, Pads]
 
 
 def crop_padding(y: torch.Tensor, pads: Pads) -> torch.Tensor:
-    """Undo :func:`pad_to_multiple`: y (N, C, H', W') -> (N, C, H, W) (a view)."""
+    """Undo [`pad_to_multiple`][p2pkit.inference.pad_to_multiple]: y (N, C, H', W') -> (N, C, H, W)
+    (a view)."""
     top, bottom, left, right = pads
     h, w = y.shape[-2:]
     return y[..., top : h - bottom, left : w - right]
@@ -322,13 +323,13 @@ def translate_images(
     """Translate images of different sizes, batching same-size ones.
 
     Args:
-        generator: as for :func:`translate_tensor`.
+        generator: as for [`translate_tensor`][p2pkit.inference.translate_tensor].
         images: float tensors (Cin, H, W) in [-1, 1], sizes may differ.
-        multiple: as for :func:`translate_tensor`.
-        tile: as for :func:`translate_tensor`.
-        overlap: as for :func:`translate_tensor`.
+        multiple: as for [`translate_tensor`][p2pkit.inference.translate_tensor].
+        tile: as for [`translate_tensor`][p2pkit.inference.translate_tensor].
+        overlap: as for [`translate_tensor`][p2pkit.inference.translate_tensor].
         batch_size: images of one size that share a forward pass.
-        autocast_dtype: as for :func:`translate_tensor`.
+        autocast_dtype: as for [`translate_tensor`][p2pkit.inference.translate_tensor].
 
     Returns:
         One float (Cout, H, W) tensor per image, in the order of ``images``.

@@ -1,0 +1,117 @@
+"""A trained generator rebuilt from its checkpoint, with the task and data it was trained with.
+
+A checkpoint records the generator's spec and the resolved recipe
+([`p2pkit.engine.build`][p2pkit.engine.build]), so nothing has to be repeated on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from p2pkit.config import DataConfig
+from p2pkit.engine.build import (
+    build_network,
+    build_task,
+    check_run_format,
+    recipe_data,
+    recipe_task,
+)
+from p2pkit.errors import CheckpointError, ConfigError, RegistryError
+
+
+@dataclass
+class TrainedModel:
+    """A generator rebuilt from a checkpoint, with its task and data settings.
+
+    Attributes:
+        generator: the network, on ``device``, in eval mode.
+        task: the task component (makes inputs, turns outputs into images).
+        meta: the checkpoint's metadata.
+        checkpoint: the checkpoint folder.
+        device: where ``generator`` runs.
+        weights: ``"ema"`` when the generator holds the moving average of its
+            weights (``train.ema_decay``), ``"raw"`` for the trained weights.
+    """
+
+    generator: nn.Module
+    task: Any
+    meta: dict[str, Any]
+    checkpoint: Path
+    device: torch.device
+    weights: str = "raw"
+
+    @property
+    def data(self) -> DataConfig:
+        """The data settings the run was trained with (its recipe's ``[data]``)."""
+        return recipe_data(self.meta)
+
+    @property
+    def direction(self) -> str:
+        return self.data.direction
+
+    @property
+    def crop_size(self) -> int:
+        return self.data.crop_size
+
+
+WEIGHTS = ("auto", "ema", "raw")
+
+
+def load_trained(
+    checkpoint: str | Path, device: str = "auto", weights: str = "auto"
+) -> TrainedModel:
+    """Rebuild the generator and task recorded in ``checkpoint`` (run or step folder).
+
+    Args:
+        checkpoint: a run folder (its latest checkpoint) or a checkpoint folder.
+        device: ``auto``, ``cpu``, ``cuda``...
+        weights: ``auto`` takes the moving average of the generator's weights when
+            the run kept one (``train.ema_decay > 0``) and the trained weights
+            otherwise; ``ema`` and ``raw`` choose explicitly.
+
+    Raises:
+        ConfigError: ``weights="ema"`` for a run that kept no average.
+        CheckpointError: the checkpoint is missing, damaged or does not fit.
+    """
+    from p2pkit.engine.allocator import tune_allocator
+    from p2pkit.engine.checkpoint import load_checkpoint
+    from p2pkit.engine.device import resolve_device
+
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
+    tune_allocator()
+    ckpt = load_checkpoint(checkpoint)
+    has_ema = "generator_ema" in (ckpt.meta.get("modules") or {})
+    if weights == "ema" and not has_ema:
+        raise ConfigError(
+            f"checkpoint {ckpt.path} holds no EMA weights (the run had train.ema_decay = 0); "
+            "use --weights raw"
+        )
+    chosen = "ema" if has_ema and weights != "raw" else "raw"
+    meta_file = ckpt.path / "meta.json"
+    check_run_format(ckpt.meta, meta_file)
+    spec = ckpt.meta["networks"]["generator"]
+    try:
+        G = build_network("generators", spec, for_inference=True)
+    except RegistryError as exc:  # out-of-range options included: meta.json is data
+        raise CheckpointError(
+            f"{meta_file}: networks.generator: {exc}; the file was changed since training or "
+            "is not from p2pkit"
+        ) from None
+    module = "generator_ema" if chosen == "ema" else "generator"
+    ckpt.load_module(module, G, expected_options=spec["options"])
+    try:
+        task = build_task(recipe_task(ckpt.meta))
+    except RegistryError as exc:
+        raise CheckpointError(f"{meta_file}: recipe task: {exc}") from None
+    dev = resolve_device(device)
+    G.to(dev).eval()
+    return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev, chosen)
+
+
+__all__ = ["WEIGHTS", "TrainedModel", "load_trained"]
