@@ -13,7 +13,7 @@ from PIL import Image
 
 import p2pkit.data.store as store
 from p2pkit.data.aligned import aligned
-from p2pkit.data.io import write_image
+from p2pkit.data.images import write_image
 from p2pkit.data.paired import paired
 from p2pkit.data.single import single
 from p2pkit.errors import ConfigError, DataError

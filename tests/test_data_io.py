@@ -1,4 +1,4 @@
-"""Reading, writing and converting single images (p2pkit.data.io and its pixel policy)."""
+"""Reading, writing and converting single images (p2pkit.data.images and its pixel policy)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from p2pkit.data.io import list_images, read_image, to_float, to_uint8, write_image
+from p2pkit.data.images import list_images, read_image, to_float, to_uint8, write_image
 from p2pkit.errors import DataError
 
 

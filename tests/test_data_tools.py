@@ -16,7 +16,7 @@ from p2pkit.data import synth
 from p2pkit.data.batching import same_shape_runs
 from p2pkit.data.combine import combine
 from p2pkit.data.edges import edges_dataset, make_edges
-from p2pkit.data.io import images_by_key as list_images
+from p2pkit.data.images import images_by_key as list_images
 from p2pkit.data.masks import apply_mask, make_masks
 from p2pkit.errors import ConfigError, DataError
 

@@ -102,8 +102,8 @@ def translate_command(
     """
     from rich.progress import Progress
 
-    from p2pkit.data.io import write_image
-    from p2pkit.engine.logging import save_grid
+    from p2pkit.data.images import write_image
+    from p2pkit.engine.grids import save_grid
     from p2pkit.inference import (
         check_inputs,
         expand_inputs,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from p2pkit.config import PREPROCESS
-from p2pkit.data.io import to_float
+from p2pkit.data.images import to_float
 from p2pkit.errors import ConfigError
 
 

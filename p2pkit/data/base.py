@@ -18,7 +18,7 @@ import torch
 
 from p2pkit.config import DIRECTIONS
 from p2pkit.data.cache import DiskCache
-from p2pkit.data.io import IMAGE_EXTENSIONS, is_image_file, list_images
+from p2pkit.data.images import IMAGE_EXTENSIONS, is_image_file, list_images
 from p2pkit.data.preflight import Problem
 from p2pkit.data.store import Layout, Sample, as_size, build
 from p2pkit.errors import ConfigError, DataError
@@ -35,7 +35,7 @@ class ImageDataset:
             0..65535 for 16-bit data. After the direction swap, so ``a`` is always the input.
         b: Target side, (N, C_out, H, W) with the same dtype, or None for a single-folder dataset.
         paths: For each row, the file its input side was read from.
-        max_value: 255 or 65535; [`p2pkit.data.io.to_float`][p2pkit.data.io.to_float] maps
+        max_value: 255 or 65535; [`p2pkit.data.images.to_float`][p2pkit.data.images.to_float] maps
             0..max_value to [-1, 1].
     """
 

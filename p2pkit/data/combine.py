@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
-from p2pkit.data.io import IMAGE_EXTENSIONS, images_by_key, open_rgb
+from p2pkit.data.images import IMAGE_EXTENSIONS, images_by_key, open_rgb
 from p2pkit.errors import DataError
 
 __all__ = ["combine"]

@@ -1,7 +1,7 @@
 """Turn one image file into a pixel array, under one documented policy.
 
 Pixel-format policy (the same for every layout and for
-[`p2pkit.data.io.read_image`][p2pkit.data.io.read_image]):
+[`p2pkit.data.images.read_image`][p2pkit.data.images.read_image]):
 
 * **Bit depth.** 8-bit files give ``uint8``; 16-bit PNG and TIFF (grey or colour) give ``uint16`` at
   full precision, never through an 8-bit round trip. 32-bit integer files are accepted when their

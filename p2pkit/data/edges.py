@@ -23,7 +23,7 @@ from PIL import Image
 from rich.progress import track
 
 from p2pkit.data.batching import same_shape_runs
-from p2pkit.data.io import images_by_key, open_rgb, to_float, to_uint8
+from p2pkit.data.images import images_by_key, open_rgb, to_float, to_uint8
 from p2pkit.errors import DataError
 
 __all__ = ["edges_dataset", "make_edges"]

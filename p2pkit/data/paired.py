@@ -8,7 +8,7 @@ import numpy as np
 
 from p2pkit.data.base import ImageDataset, check_options, list_folder, load, resolve_folder
 from p2pkit.data.decode import Header, ImageProblem
-from p2pkit.data.io import natural_key
+from p2pkit.data.images import natural_key
 from p2pkit.data.preflight import Problem
 from p2pkit.data.store import Layout, Sample
 from p2pkit.errors import DataError

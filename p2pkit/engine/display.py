@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
-
-from p2pkit.engine.logging import format_eta
 
 
 class TrainingDisplay:
@@ -126,4 +125,16 @@ def loss_text(row: dict[str, Any]) -> str:
     return " ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in _NOT_LOSSES)
 
 
-__all__ = ["TrainingDisplay", "live_progress", "loss_text"]
+def format_eta(seconds: float) -> str:
+    """Seconds as ``1h02m`` / ``3m05s`` / ``12s``."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+__all__ = ["TrainingDisplay", "format_eta", "live_progress", "loss_text"]

@@ -53,7 +53,8 @@ from p2pkit.engine.distributed import (
     process_device,
 )
 from p2pkit.engine.environment import environment_info
-from p2pkit.engine.logging import LossHistory, save_grid
+from p2pkit.engine.grids import save_grid
+from p2pkit.engine.history import LossHistory
 from p2pkit.engine.optim import linear_decay, make_adam
 from p2pkit.engine.tensorboard import TensorBoardLog, require_tensorboard
 from p2pkit.errors import ConfigError, TrainingDiverged
@@ -450,7 +451,7 @@ class Trainer:
 
     # -------------------------------------------------------------- the steps
     def _to_device(self, t: torch.Tensor | None) -> torch.Tensor | None:
-        from p2pkit.data.io import to_float
+        from p2pkit.data.images import to_float
 
         if t is None:
             return None

@@ -84,7 +84,7 @@ def _eval_dataset(model: Any, root: str, split: str, max_images: int | None) -> 
 def _batches(dataset: Any, batch_size: int, device: torch.device, size: int) -> Any:
     """Batches of (names, a, b) resized to the training crop size, as floats in [-1, 1]."""
     from p2pkit.data.augment import PairAugment
-    from p2pkit.data.io import to_float
+    from p2pkit.data.images import to_float
 
     resize = PairAugment(size, size, False, "resize", deterministic=True)
     for start in range(0, len(dataset), batch_size):
@@ -320,7 +320,7 @@ def evaluate_checkpoint(
     """
     from rich.console import Console
 
-    from p2pkit.data.io import write_image
+    from p2pkit.data.images import write_image
     from p2pkit.inference import load_trained
 
     settings = settings or EvaluationSettings()

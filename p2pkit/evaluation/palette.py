@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from p2pkit.data.batching import same_shape_runs
-from p2pkit.data.io import to_uint8
+from p2pkit.data.images import to_uint8
 from p2pkit.errors import ConfigError, DataError
 
 __all__ = [

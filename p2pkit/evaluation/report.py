@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from p2pkit.data.io import to_uint8
+from p2pkit.data.images import to_uint8
 from p2pkit.errors import DataError
 
 __all__ = ["IMAGE_ROLES", "ImageSource", "report_files", "write_report"]

@@ -35,7 +35,7 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
 
     A file named twice (``photos/`` and ``photos/a.png``) is kept once, where it first appears.
     """
-    from p2pkit.data.io import IMAGE_EXTENSIONS, is_image_file, list_images
+    from p2pkit.data.images import IMAGE_EXTENSIONS, is_image_file, list_images
 
     files: list[Path] = []
     kinds = ", ".join(ext.lstrip(".") for ext in sorted(IMAGE_EXTENSIONS))
@@ -236,7 +236,7 @@ def read_input(
         DataError: the file cannot be used; the message names it.
     """
     from p2pkit.data.decode import ImageProblem
-    from p2pkit.data.io import to_float
+    from p2pkit.data.images import to_float
 
     try:
         a, b = _read_sides(path, model.task.image_channels, model.direction, layout)

@@ -1,15 +1,12 @@
-"""What a run writes while it trains: the loss history and sample grids."""
+"""The loss history a run writes while it trains (``losses.jsonl``)."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 
 class LossHistory:
@@ -36,7 +33,7 @@ class LossHistory:
         self._count += 1
 
     def means(self) -> dict[str, float]:
-        """Means since the last [`write`][p2pkit.engine.logging.LossHistory.write] (or empty)."""
+        """Means since the last [`write`][p2pkit.engine.history.LossHistory.write] (or empty)."""
         if not self._count:
             return {}
         return {k: float(v) / self._count for k, v in self._sums.items()}
@@ -75,46 +72,4 @@ class LossHistory:
         self.path.write_text("".join(r + "\n" for r in kept))
 
 
-def to_uint8_image(t: torch.Tensor) -> np.ndarray:
-    """(3, H, W) or (1, H, W) float in [-1, 1] -> (H, W, 3) uint8."""
-    from p2pkit.data.io import to_uint8
-
-    t = to_uint8(t).cpu()
-    if t.shape[0] == 1:
-        t = t.expand(3, -1, -1)
-    return t.permute(1, 2, 0).numpy()
-
-
-def save_grid(rows: list[list[torch.Tensor]], path: Path, gap: int = 2) -> Path:
-    """Save a grid image: one row per example, e.g. input | output | target.
-
-    Args:
-        rows: each a list of (3, H, W) floats in [-1, 1] with the same H and W.
-        path: PNG file to write (folders are created).
-    """
-    if not rows:
-        raise ValueError("no images for the grid")
-    h, w = rows[0][0].shape[-2:]
-    cols = max(len(r) for r in rows)
-    canvas = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, dtype=np.uint8)
-    for i, row in enumerate(rows):
-        for j, image in enumerate(row):
-            canvas[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = (
-                to_uint8_image(image)
-            )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
-    return path
-
-
-def format_eta(seconds: float) -> str:
-    """Seconds as ``1h02m`` / ``3m05s`` / ``12s``."""
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
+__all__ = ["LossHistory"]

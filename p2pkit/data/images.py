@@ -1,14 +1,14 @@
 """Listing, reading and writing image files, and converting stored pixels to network floats.
 
 Stored pixels are integers (uint8 with max_value 255, or int32 with max_value 65535 for 16-bit
-data); networks see float32 in [-1, 1]. [`to_float`][p2pkit.data.io.to_float] and
-[`to_uint8`][p2pkit.data.io.to_uint8] convert between them. The pixel-format policy that
-[`read_image`][p2pkit.data.io.read_image] applies is documented in
+data); networks see float32 in [-1, 1]. [`to_float`][p2pkit.data.images.to_float] and
+[`to_uint8`][p2pkit.data.images.to_uint8] convert between them. The pixel-format policy that
+[`read_image`][p2pkit.data.images.read_image] applies is documented in
 [`p2pkit.data.decode`][p2pkit.data.decode].
 
 Every listing of image files in p2pkit goes through this module, so all of them accept the same
-[`IMAGE_EXTENSIONS`][p2pkit.data.io.IMAGE_EXTENSIONS] and sort by the same
-[`natural_key`][p2pkit.data.io.natural_key].
+[`IMAGE_EXTENSIONS`][p2pkit.data.images.IMAGE_EXTENSIONS] and sort by the same
+[`natural_key`][p2pkit.data.images.natural_key].
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def open_rgb(
 ) -> Image.Image:
     """Open one image as 8-bit RGB for the dataset tools (``p2pkit data combine`` and ``edges``).
 
-    Unlike [`read_image`][p2pkit.data.io.read_image] this applies no pixel policy: the tools
+    Unlike [`read_image`][p2pkit.data.images.read_image] this applies no pixel policy: the tools
     write pix2pix halves, which are 3-channel 8-bit RGB whatever the source was, so grey, palette
     and RGBA inputs are converted (alpha dropped, not checked) and 16-bit ones reduced to 8 bits.
 
