@@ -22,7 +22,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from p2pkit.errors import ConfigError, RegistryError
 from p2pkit.ranges import Range, annotations_of, type_problem
@@ -32,11 +32,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-DIRECTIONS = ("AtoB", "BtoA")
-PREPROCESS = ("resize_and_crop", "crop", "resize", "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SWITCHES = ("auto", "on", "off")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# Allowed values, as types the dataclasses use and as tuples the data, augmentation,
+# engine and command-line code check against: one definition each.
+Direction = Literal["AtoB", "BtoA"]
+Preprocess = Literal["resize_and_crop", "crop", "resize", "none"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Switch = Literal["auto", "on", "off"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+DistBackend = Literal["auto", "nccl", "gloo", "mpi", "xccl"]
+Weights = Literal["auto", "ema", "raw"]
+
+DIRECTIONS: tuple[str, ...] = typing.get_args(Direction)
+PREPROCESS: tuple[str, ...] = typing.get_args(Preprocess)
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+SWITCHES: tuple[str, ...] = typing.get_args(Switch)
+COMPILE_MODES: tuple[str, ...] = typing.get_args(CompileMode)
+DIST_BACKENDS: tuple[str, ...] = typing.get_args(DistBackend)
+WEIGHTS: tuple[str, ...] = typing.get_args(Weights)
 
 
 @dataclass
@@ -76,10 +88,10 @@ class DataConfig:
     source: str = ""
     train_split: str = "train"
     val_split: str = "val"
-    direction: str = "AtoB"
+    direction: Direction = "AtoB"
     load_size: Annotated[int, Range(1, 16384)] = 286
     crop_size: Annotated[int, Range(1, 16384)] = 256
-    preprocess: str = "resize_and_crop"
+    preprocess: Preprocess = "resize_and_crop"
     flip: bool = True
     skip_bad: bool = False
     cache_dir: str = ""
@@ -140,10 +152,10 @@ class TrainConfig:
     beta2: Annotated[float, Range(0, 1, high_open=True)] = 0.999
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"
-    channels_last: str = "auto"
-    compile: str = "auto"
-    compile_mode: str = "default"
+    precision: Precision = "auto"
+    channels_last: Switch = "auto"
+    compile: Switch = "auto"
+    compile_mode: CompileMode = "default"
     log_every: Annotated[int, Range(0)] = 20
     sample_every: Annotated[int, Range(0)] = 500
     save_every: Annotated[int, Range(0)] = 5
@@ -153,7 +165,7 @@ class TrainConfig:
     ema_warmup: bool = True
     save_every_minutes: Annotated[float, Range(0)] = 30.0
     save_every_iterations: Annotated[int, Range(0)] = 0
-    dist_backend: str = "auto"
+    dist_backend: DistBackend = "auto"
     dist_timeout_minutes: Annotated[float, Range(0, low_open=True)] = 10.0
     tensorboard: bool = False
 
@@ -215,7 +227,7 @@ _CHOICES = {
         "max-autotune",
         "max-autotune-no-cudagraphs",
     ),
-    "train.dist_backend": ("auto", "nccl", "gloo", "mpi", "xccl"),
+    "train.dist_backend": DIST_BACKENDS,
 }
 
 
@@ -251,6 +263,10 @@ def coerce(value: Any, tp: Any, key: str, *, from_text: bool) -> Any:
     if tp is Any or tp is inspect.Parameter.empty:
         return _parse_literal(value) if from_text and isinstance(value, str) else value
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        # The value's type is checked here; which of the choices it is, by the caller.
+        kinds = {type(choice) for choice in typing.get_args(tp)}
+        return coerce(value, kinds.pop() if len(kinds) == 1 else Any, key, from_text=from_text)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if type(None) in args and from_text and str(value).lower() in ("none", "null", ""):

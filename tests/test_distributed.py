@@ -556,3 +556,11 @@ def test_a_worker_killed_outright_ends_the_job_quickly_with_a_clear_message(tiny
     assert job.process.returncode != 0
     assert "was killed by SIGKILL" in err, err[-2000:]
     assert elapsed < 60
+
+
+def test_the_log_line_follows_the_objectives_loss_names():
+    from p2pkit.engine.display import loss_text
+
+    row = {"iteration": 1, "D_fake": 0.5, "G_FM": 0.25, "G_L1": 0.125, "G_GAN": 1.0}
+    order = ("G_GAN", "G_L1", "D_real", "D_fake", "G_FM")
+    assert loss_text(row, order) == "G_GAN 1.000 G_L1 0.125 D_fake 0.500 G_FM 0.250"

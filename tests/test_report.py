@@ -179,3 +179,15 @@ def test_report_table_is_sortable_and_shows_metrics(tmp_path: Path) -> None:
 def test_report_missing_image_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         write_report(tmp_path, title="t", rows=[{"name": "a", "output": "nope.png"}])
+
+
+def test_the_loss_plot_of_a_run_draws_its_objectives_terms(tmp_path: Path) -> None:
+    from p2pkit.evaluation.plot import run_loss_names
+
+    (tmp_path / "recipe.toml").write_text('name = "r"\n[objective]\nname = "l1"\n')
+    names = run_loss_names(tmp_path)
+    assert names is not None and "G_L1" in names
+    rows = [{"iteration": i, "G_L1": 1.0 / (i + 1), "G_extra": 0.1 * i} for i in range(20)]
+    out = plot_losses(rows, tmp_path / "p.png", (*names, "G_extra"), size=(320, 240))
+    _assert_not_blank(out, (320, 240))
+    assert run_loss_names(tmp_path / "missing") is None

@@ -26,9 +26,11 @@ def weights_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--weights auto|ema|raw``, shared by ``translate``, ``evaluate`` and ``sweep``."""
     import click
 
+    from p2pkit.config import WEIGHTS
+
     return click.option(
         "--weights",
-        type=click.Choice(["auto", "ema", "raw"]),
+        type=click.Choice(list(WEIGHTS)),
         default="auto",
         show_default=True,
         help="Generator weights to use: auto takes the moving average of the weights when "

@@ -18,6 +18,7 @@ class TrainingDisplay:
 
     def __init__(self, trainer: Any, total: int, start: int) -> None:
         self.trainer = trainer
+        self.loss_names = tuple(getattr(trainer.objective, "loss_names", ()))
         self.console = trainer.console
         self.total = total
         self.start = start
@@ -49,7 +50,7 @@ class TrainingDisplay:
 
     def log(self, row: dict[str, Any]) -> None:
         if self.progress is not None:
-            self.progress.losses = loss_text(row)
+            self.progress.losses = loss_text(row, self.loss_names)
             return
         if not self.plain:
             return
@@ -62,7 +63,7 @@ class TrainingDisplay:
         epochs = self.trainer.recipe.train.epochs + self.trainer.recipe.train.epochs_decay
         self.console.print(
             f"epoch {row['epoch']}/{epochs} iteration {iteration}/{self.total} "
-            f"{rate:.2f} it/s ETA {format_eta(eta)} {loss_text(row)}".rstrip(),
+            f"{rate:.2f} it/s ETA {format_eta(eta)} {loss_text(row, self.loss_names)}".rstrip(),
             soft_wrap=True,
             markup=False,
             highlight=False,
@@ -120,9 +121,16 @@ def _rate_column() -> Any:
 _NOT_LOSSES = ("epoch", "iteration", "lr", "seconds")
 
 
-def loss_text(row: dict[str, Any]) -> str:
-    """Every loss term of a log row, a plugin objective's own terms included."""
-    return " ".join(f"{k} {v:.3f}" for k, v in row.items() if k not in _NOT_LOSSES)
+def loss_text(row: dict[str, Any], order: tuple[str, ...] = ()) -> str:
+    """Every loss term of a log row, a plugin objective's own terms included.
+
+    Args:
+        row: a ``losses.jsonl`` row.
+        order: the objective's ``loss_names``: those terms come first, in that order.
+    """
+    terms = {k: v for k, v in row.items() if k not in _NOT_LOSSES}
+    keys = [k for k in order if k in terms] + [k for k in terms if k not in order]
+    return " ".join(f"{k} {terms[k]:.3f}" for k in keys)
 
 
 def format_eta(seconds: float) -> str:

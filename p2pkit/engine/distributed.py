@@ -26,9 +26,10 @@ from typing import Any
 
 import torch
 
+from p2pkit.config import DIST_BACKENDS
 from p2pkit.errors import ConfigError
 
-BACKENDS = ("auto", "nccl", "gloo", "mpi", "xccl")
+BACKENDS = DIST_BACKENDS
 
 # Exit status of a run stopped by SIGTERM after saving its checkpoint (BSD's
 # EX_TEMPFAIL, "try again later"): a batch script requeues the job on it.

@@ -408,13 +408,13 @@ def write_evaluation_report(
     out: Path, result: dict[str, Any], rows: list[dict[str, Any]], run_dir: Path
 ) -> Path:
     """The HTML page for one evaluation: thumbnails, per-image metrics, tables, losses."""
-    from p2pkit.evaluation.plot import plot_losses
+    from p2pkit.evaluation.plot import plot_losses, run_loss_names
     from p2pkit.evaluation.report import write_report
 
     loss_plot = None
     history = _loss_history(run_dir)
     if history is not None:
-        loss_plot = plot_losses(history, out / "losses.png", smooth=5)
+        loss_plot = plot_losses(history, out / "losses.png", run_loss_names(run_dir), smooth=5)
     table = summary_table(result)
     meta = {
         "checkpoint": result["checkpoint"],
@@ -474,7 +474,7 @@ def report_run(run_dir: str | Path) -> list[Path]:
             name (it would point outside the evaluation folder).
         DataError: a page would replace a file that p2pkit did not write.
     """
-    from p2pkit.evaluation.plot import plot_losses
+    from p2pkit.evaluation.plot import plot_losses, run_loss_names
     from p2pkit.evaluation.report import report_files, write_report
 
     run = Path(run_dir).resolve()
@@ -503,7 +503,7 @@ def report_run(run_dir: str | Path) -> list[Path]:
     claim_outputs(
         out, ["losses.png", *report_files(out, rows, out / "losses.png")], option="the run folder"
     )
-    loss_plot = plot_losses(history, out / "losses.png", smooth=5)
+    loss_plot = plot_losses(history, out / "losses.png", run_loss_names(run), smooth=5)
     return [
         write_report(
             out,

@@ -21,15 +21,14 @@ from PIL import Image, ImageDraw, ImageFont
 from p2pkit.errors import ConfigError, DataError
 
 __all__ = [
-    "DEFAULT_LOSS_KEYS",
     "X_KEYS",
     "load_history",
     "moving_average",
     "nice_ticks",
     "plot_losses",
+    "run_loss_names",
 ]
 
-DEFAULT_LOSS_KEYS = ("G_GAN", "G_L1", "D_real", "D_fake")
 """The loss terms a pix2pix run logs (generator GAN and L1 terms, discriminator real and fake)."""
 
 X_KEYS = ("step", "iter", "iteration", "global_step", "epoch")
@@ -275,10 +274,30 @@ def _polyline(
         draw.line(points, fill=colour, width=width, joint="curve")
 
 
+def run_loss_names(run_dir: str | os.PathLike[str]) -> tuple[str, ...] | None:
+    """The loss terms the objective of a run logs (its ``loss_names``), or None if unknown.
+
+    A plugin objective's extra terms (featmatch's ``G_FM``) are drawn that way. The
+    objective is rebuilt from the run's ``recipe.toml``; a run whose objective cannot be
+    built here (its plugin is not installed) gets None, the paper's terms.
+    """
+    from p2pkit.config import load_recipe
+    from p2pkit.engine.build import build_objective
+    from p2pkit.errors import P2PKitError
+
+    path = Path(run_dir) / "recipe.toml"
+    if not path.is_file():
+        return None
+    try:
+        return tuple(build_objective(load_recipe(path).objective).loss_names)
+    except (P2PKitError, AttributeError):
+        return None
+
+
 def plot_losses(
     history: str | os.PathLike[str] | Sequence[Mapping[str, Any]],
     out_png: str | os.PathLike[str],
-    keys: Sequence[str] = DEFAULT_LOSS_KEYS,
+    keys: Sequence[str] | None = None,
     *,
     layout: Literal["panels", "single"] = "panels",
     smooth: int = 0,
@@ -292,8 +311,10 @@ def plot_losses(
         history: a list of dicts (one per log entry) or a ``.jsonl``/``.csv``/``.json`` file (see
             [`load_history`][p2pkit.evaluation.plot.load_history]).
         out_png: the PNG to write (parent folders are created).
-        keys: the losses to draw; keys missing from the history are left out, but at least one
-            must be present.
+        keys: the losses to draw, normally the run's objective's ``loss_names`` (see
+            [`run_loss_names`][p2pkit.evaluation.plot.run_loss_names]); None draws those of
+            the paper's objective (``G_GAN``, ``G_L1``, ``D_real``, ``D_fake``). Keys missing
+            from the history are left out, but at least one must be present.
         layout: ``"panels"`` draws one panel per loss in a grid (losses of different scales stay
             readable); ``"single"`` draws all in one panel with a legend.
         smooth: window of a trailing moving average drawn over the faded raw curve; 0 or 1 draws
@@ -312,6 +333,10 @@ def plot_losses(
     """
     if layout not in ("panels", "single"):
         raise ConfigError(f"plot_losses: layout '{layout}' is unknown; use 'panels' or 'single'")
+    if keys is None:
+        from p2pkit.objectives import Pix2PixObjective
+
+        keys = Pix2PixObjective.loss_names
     rows = load_history(history)
     where = str(history) if isinstance(history, str | os.PathLike) else "the loss history"
     if x_key is None:

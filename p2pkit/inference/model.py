@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from p2pkit.config import DataConfig
+from p2pkit.config import WEIGHTS, DataConfig
 from p2pkit.engine.build import (
     build_network,
     build_task,
@@ -57,9 +57,6 @@ class TrainedModel:
     @property
     def crop_size(self) -> int:
         return self.data.crop_size
-
-
-WEIGHTS = ("auto", "ema", "raw")
 
 
 def load_trained(
