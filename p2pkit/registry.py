@@ -20,6 +20,10 @@ working. ``P2PKIT_STRICT_PLUGINS=1`` turns such failures into errors, and
 ``P2PKIT_DISABLE_PLUGIN_AUTOLOAD=1`` limits discovery to p2pkit's own distribution.
 
 This module must not import torch: ``p2pkit --help`` and ``p2pkit list`` stay fast.
+
+Why this module is long: discovery, lazy loading, failure records, conflict reporting and
+option checking are one mechanism around one `_Entry` table; about half of it is the
+messages that make a broken or ambiguous plugin a one-line, actionable error.
 """
 
 from __future__ import annotations

@@ -11,6 +11,13 @@ A run lives in one folder (``runs/NAME`` by default)::
     losses.jsonl     loss history, one JSON object per logged iteration
     samples/         input | output | target grids
     checkpoints/     step-XXXXXXXX/ folders and a ``latest`` pointer
+
+Why this module is long: it is one class, the training state machine (set-up, what a
+checkpoint saves and restores, the two steps, samples, and the loop with its stops and
+saves), whose parts share the same state (networks, optimisers, counters, the process
+group). What does not share that state lives elsewhere: building (`build`), optimisers
+(`optim`), the display (`display`), the loss history (`history`), grids (`grids`),
+checkpoints (`checkpoint`), processes (`distributed`).
 """
 
 from __future__ import annotations
