@@ -1,13 +1,15 @@
 """The small interfaces that components implement.
 
 Generators, discriminators and objectives are ordinary ``torch.nn.Module``
-subclasses with a few agreed attributes; these protocols document them and
-[`p2pkit.testing`][p2pkit.testing] checks them. Images are NCHW floats in [-1, 1].
+subclasses with a few agreed attributes; tasks and dataset layouts are plain objects.
+These protocols document them and [`p2pkit.testing`][p2pkit.testing] checks them
+(`check_generator`, `check_discriminator`, `check_objective`, `check_task`,
+`check_dataset`). Network images are NCHW floats in [-1, 1]; stored images are integers.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
@@ -20,6 +22,10 @@ class Generator(Protocol):
         in_channels: channels of the input (N, in_channels, H, W).
         out_channels: channels of the output (N, out_channels, H, W).
         size_multiple: H and W must be multiples of this (256 for ``unet_256``).
+        min_size: optional; the smallest H and W it takes when that is more than
+            ``size_multiple`` (a ResNet generator with ``size_multiple = 4`` whose
+            reflection padding needs 8 px, say). Checks and tools read it with
+            ``getattr(G, "min_size", G.size_multiple)``.
 
     ``G(x)`` takes x float (N, in_channels, H, W) in [-1, 1] and returns a float
     (N, out_channels, H, W) in [-1, 1].
@@ -89,3 +95,64 @@ class Objective(Protocol):
         real: torch.Tensor,
         fake: torch.Tensor,
     ) -> LossTerms: ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """How the network's input and target are made from a dataset's images.
+
+    Attributes:
+        in_channels: channels of the generator's input x.
+        out_channels: channels of the generator's output and target y.
+        needs_target: whether the dataset must provide side ``b``.
+        image_channels: ``(a, b)``: channels the dataset must load for each side.
+
+    ``make_pair(a, b)`` takes the augmented sides (N, Ca, H, W) and (N, Cb, H, W) or None,
+    floats in [-1, 1], and returns ``(x, y)``; ``make_input(a)`` returns the deterministic
+    x of inference; ``to_rgb(x, y)`` turns network tensors into (N, 3, H, W) RGB in [-1, 1];
+    ``output_image(x, y)`` is the image ``translate`` saves for output y of input x.
+    """
+
+    in_channels: int
+    out_channels: int
+    needs_target: bool
+
+    @property
+    def image_channels(self) -> tuple[int, int]: ...
+
+    def make_pair(
+        self, a: torch.Tensor, b: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def make_input(self, a: torch.Tensor) -> torch.Tensor: ...
+
+    def to_rgb(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def output_image(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What a dataset layout's factory returns: every image decoded once, batched by index.
+
+    Attributes:
+        a: the input side, integer tensor (N, C_in, H, W) in 0..max_value (after the
+            direction swap, so ``a`` is always the network's input).
+        b: the target side (N, C_out, H, W), same dtype, or None for inputs alone.
+        paths: for each row, the file its input side was read from.
+        max_value: 255 for 8-bit data, 65535 for 16-bit.
+
+    ``batch(indices)`` returns ``{"a": ..., "b": ... or None, "paths": [...]}`` for those
+    rows. A layout's factory takes keyword options (``root``, ``split``, ``in_channels``,
+    ``out_channels``, ``direction``, ``resize_to``, ``min_size``, ``skip_bad``,
+    ``cache_dir``, ``max_images``); see the built-in ``aligned``, ``paired`` and ``single``.
+    """
+
+    a: torch.Tensor
+    b: torch.Tensor | None
+    paths: list[Any]
+    max_value: int
+
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: Any) -> dict[str, Any]: ...

@@ -55,7 +55,8 @@ def check_generator(
 
     Checks: the ``in_channels``, ``out_channels`` and ``size_multiple`` attributes;
     an input (N, in_channels, S, S) in [-1, 1] gives a finite (N, out_channels, S, S)
-    output in [-1, 1] (S = ``size`` or ``size_multiple``); every trainable
+    output in [-1, 1] (S = ``size``, or the smallest size the generator declares: its
+    ``min_size`` rounded up to ``size_multiple``, else ``size_multiple``); every trainable
     parameter receives a gradient; eval mode is deterministic; batch size 1 works.
 
     Raises:
@@ -65,11 +66,23 @@ def check_generator(
 
     for attr in ("in_channels", "out_channels", "size_multiple"):
         _require(hasattr(G, attr), f"generator has no '{attr}' attribute")
-    side = size or G.size_multiple
-    _require(side % G.size_multiple == 0, f"size {side} is not a multiple of size_multiple")
+    multiple = G.size_multiple
+    smallest = -(-getattr(G, "min_size", multiple) // multiple) * multiple
+    side = size or smallest
+    _require(side % multiple == 0, f"size {side} is not a multiple of size_multiple {multiple}")
+    _require(
+        side >= smallest,
+        f"size {side} is below the generator's min_size {getattr(G, 'min_size', multiple)}",
+    )
     x = _images(batch_size, G.in_channels, side, 0)
     G.train()
-    y = G(x)
+    try:
+        y = G(x)
+    except RuntimeError as exc:
+        raise AssertionError(
+            f"the generator fails on a ({batch_size}, {G.in_channels}, {side}, {side}) input: "
+            f"{exc}; if it needs larger inputs, declare min_size"
+        ) from exc
     expected = (batch_size, G.out_channels, side, side)
     _require(tuple(y.shape) == expected, f"output shape {tuple(y.shape)}, expected {expected}")
     _require(bool(torch.isfinite(y).all()), "output has NaN or inf values")
@@ -170,3 +183,154 @@ def check_objective(
         )
         unknown = set(d.terms) - set(objective.loss_names)
         _require(not unknown, f"terms not in loss_names: {sorted(unknown)}")
+
+
+def check_task(task: Any, *, size: int = 16, batch_size: int = 2) -> None:
+    """Assert that ``task`` behaves as a p2pkit task.
+
+    Checks: ``in_channels``, ``out_channels``, ``needs_target`` and ``image_channels``;
+    ``make_pair`` on sides of the channels the task asks for gives x (N, in_channels,
+    H, W) and y (N, out_channels, H, W), finite, in [-1, 1]; ``make_input`` gives the
+    same x shape; ``to_rgb`` gives two (N, 3, H, W) images in [-1, 1]; ``output_image``
+    has 1 or 3 channels.
+    """
+    import torch
+
+    for attr in ("in_channels", "out_channels", "needs_target", "image_channels"):
+        _require(hasattr(task, attr), f"task has no '{attr}' attribute")
+    ch_a, ch_b = task.image_channels
+    a = _images(batch_size, ch_a, size, 6)
+    b = _images(batch_size, ch_b, size, 7) if task.needs_target else None
+    x, y = task.make_pair(a, b)
+    shape_x = (batch_size, task.in_channels, size, size)
+    shape_y = (batch_size, task.out_channels, size, size)
+    _require(tuple(x.shape) == shape_x, f"make_pair x has shape {tuple(x.shape)}, not {shape_x}")
+    _require(tuple(y.shape) == shape_y, f"make_pair y has shape {tuple(y.shape)}, not {shape_y}")
+    for name, t in (("x", x), ("y", y)):
+        _require(bool(torch.isfinite(t).all()), f"make_pair {name} has NaN or inf values")
+        _require(t.min() >= -1 and t.max() <= 1, f"make_pair {name} leaves [-1, 1]")
+    x_inf = task.make_input(a)
+    _require(tuple(x_inf.shape) == shape_x, f"make_input has shape {tuple(x_inf.shape)}")
+    rgb_x, rgb_y = task.to_rgb(x, y)
+    for name, t in (("input", rgb_x), ("output", rgb_y)):
+        expected = (batch_size, 3, size, size)
+        _require(tuple(t.shape) == expected, f"to_rgb {name} has shape {tuple(t.shape)}")
+        _require(t.min() >= -1 and t.max() <= 1, f"to_rgb {name} leaves [-1, 1]")
+    out = task.output_image(x, y)
+    _require(out.shape[1] in (1, 3), f"output_image has {out.shape[1]} channels, not 1 or 3")
+
+
+def check_dataset(dataset: Any) -> None:
+    """Assert that ``dataset`` (what a layout's factory returned) behaves as a p2pkit dataset.
+
+    Checks: ``a``, ``b``, ``paths`` and ``max_value``; ``a`` (and ``b``) are integer
+    (N, C, H, W) tensors in 0..max_value with one row per path; ``batch`` of the first
+    rows returns those rows, on the same dtype, with their paths.
+    """
+    import torch
+
+    for attr in ("a", "b", "paths", "max_value"):
+        _require(hasattr(dataset, attr), f"dataset has no '{attr}' attribute")
+    _require(dataset.max_value in (255, 65535), f"max_value {dataset.max_value} is not 255/65535")
+    n = len(dataset)
+    _require(n > 0, "dataset is empty")
+    _require(len(dataset.paths) == n, f"{len(dataset.paths)} paths for {n} rows")
+    for side in ("a", "b"):
+        t = getattr(dataset, side)
+        if t is None:
+            _require(side == "b", "side 'a' is None")
+            continue
+        _require(t.dim() == 4 and t.shape[0] == n, f"side {side} has shape {tuple(t.shape)}")
+        _require(not t.is_floating_point(), f"side {side} is {t.dtype}, not integer pixels")
+        _require(
+            int(t.min()) >= 0 and int(t.max()) <= dataset.max_value,
+            f"side {side} leaves 0..{dataset.max_value}",
+        )
+    rows = list(range(min(n, 2)))
+    batch = dataset.batch(rows)
+    _require(set(batch) >= {"a", "b", "paths"}, f"batch has keys {sorted(batch)}")
+    _require(torch.equal(batch["a"].cpu(), dataset.a[rows].cpu()), "batch 'a' is not those rows")
+    _require(
+        list(batch["paths"]) == [dataset.paths[i] for i in rows], "batch paths are not those rows"
+    )
+
+
+def check_recipe(name_or_path: Any) -> Any:
+    """Assert that a recipe loads and that every component it names can be built.
+
+    Builds the task, the objective and the networks exactly as training would (without
+    data) and returns the resolved [`Recipe`][p2pkit.config.Recipe].
+    """
+    from p2pkit.config import load_recipe
+    from p2pkit.engine.build import build_networks, build_objective, build_task
+
+    recipe = load_recipe(name_or_path)
+    task = build_task(recipe.task)
+    check_task(task)
+    objective = build_objective(recipe.objective)
+    G, D = build_networks(recipe, task, objective)
+    multiple = getattr(G, "size_multiple", 1)
+    _require(
+        recipe.data.crop_size % multiple == 0,
+        f"data.crop_size {recipe.data.crop_size} is not a multiple of the generator's "
+        f"size_multiple {multiple}",
+    )
+    _require((D is None) == (not objective.uses_discriminator), "discriminator built wrongly")
+    return recipe
+
+
+def smoke_train_and_translate(
+    recipe: Any,
+    folder: Any,
+    *,
+    data_root: Any = None,
+    overrides: tuple[str, ...] = (),
+    iterations: int = 2,
+) -> list[Any]:
+    """Train ``recipe`` for a few iterations, then translate with the result: one line for
+    a plugin's end-to-end test.
+
+    Args:
+        recipe: a registered recipe name, a TOML path or a ``Recipe``.
+        folder: a scratch folder (``tmp_path``): the run and the translations go there.
+        data_root: the dataset; a recipe whose ``data.source`` is ``synth`` generates a
+            tiny one when this is None.
+        overrides: ``--set`` strings that make the recipe small enough for a test
+            (narrow networks, small crops); ``train.max_iterations`` is set for you.
+        iterations: how many iterations to train.
+
+    Returns:
+        The translated image files.
+    """
+    from pathlib import Path
+
+    from p2pkit.data.images import write_image
+    from p2pkit.engine.runs import ensure_data, resolve_recipe
+    from p2pkit.engine.trainer import Trainer
+    from p2pkit.inference import expand_inputs, load_trained, output_names, translate_files
+
+    folder = Path(folder)
+    resolved = resolve_recipe(recipe, (*overrides, f"train.max_iterations={iterations}"))
+    if data_root is not None:
+        resolved.data.root = str(data_root)
+    elif resolved.data.source == "synth":
+        from p2pkit.data.synth import synthesize_facades
+
+        resolved.data.root = str(folder / "data")
+        size = max(resolved.data.load_size, resolved.data.crop_size)
+        synthesize_facades(resolved.data.root, n_train=4, n_val=2, size=size, progress=False)
+    ensure_data(resolved, progress=False)
+    run = folder / "run"
+    Trainer(resolved, run, progress=False).fit()
+    model = load_trained(run, "cpu")
+    split = Path(resolved.data.root) / resolved.data.val_split
+    files = expand_inputs([split if split.is_dir() else Path(resolved.data.root)])[:2]
+    written = []
+    names = dict(zip(files, output_names(files), strict=True))
+    layout = "aligned" if resolved.data.dataset == "aligned" else "single"
+    for path, _, out, _ in translate_files(model, files, layout=layout):
+        target = folder / "translated" / names[path]
+        write_image(target, out)
+        written.append(target)
+    _require(len(written) == len(files), "not every input was translated")
+    return written

@@ -144,7 +144,8 @@ class TimmUNet(nn.Module):
 
     Shapes:
         input (N, in_channels, H, W) float in [-1, 1], with H and W multiples of
-        `size_multiple` (the backbone's largest stride, usually 32);
+        `size_multiple` (the backbone's largest stride, usually 32) and, to train at
+        batch 1, at least `min_size` (twice that);
         output (N, out_channels, H, W) float in [-1, 1] (Tanh).
     """
 
@@ -170,6 +171,9 @@ class TimmUNet(nn.Module):
         )
         self.reductions = reductions
         self.size_multiple = max(reductions)
+        # The backbone's BatchNorm at its deepest level needs more than one value per
+        # channel in training: at batch 1 that is two positions, so twice the stride.
+        self.min_size = 2 * self.size_multiple
 
         def width(stride: int) -> int:
             return ngf * min(stride, 8)
