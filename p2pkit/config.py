@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import inspect
 import json
+import re
 import sys
 import types
 import typing
@@ -580,6 +581,48 @@ def recipe_source(name: str) -> Path | dict[str, Any]:
     if hasattr(obj, "read_text") and not isinstance(obj, Path):
         return tomllib.loads(obj.read_text(encoding="utf-8"))
     return Path(obj)
+
+
+def recipe_toml(name_or_path: str | Path) -> dict[str, Any]:
+    """A recipe's TOML as parsed, without building or checking it: for listing recipes.
+
+    Unlike [`load_recipe`][p2pkit.config.load_recipe] this imports no component (and so
+    not torch); its keys and values are only as good as the file.
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.is_file():
+        return load_toml(path)
+    source = recipe_source(str(name_or_path))
+    return source if isinstance(source, dict) else load_toml(source)
+
+
+# A data.source that is a dataset's folder name (not a description such as "a folder of photos").
+_SOURCE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def source_folder(source: str) -> Path | None:
+    """Where dataset ``source`` lives in the data home (``data/NAME``, or ``$P2PKIT_DATA/NAME``).
+
+    None when ``source`` is empty, ``synth`` (generated where ``data.root`` says) or a
+    description rather than a folder name.
+    """
+    from p2pkit.data.download import data_home
+
+    if source == "synth" or not _SOURCE_FOLDER.fullmatch(source):
+        return None
+    return data_home() / source
+
+
+def data_folder(data: DataConfig) -> str:
+    """The dataset folder of a recipe: ``data.root``, else its source in the data home.
+
+    The data home is searched only when ``data.root`` is empty and the folder is there;
+    otherwise the result is ``data.root`` as it is (possibly ``""``).
+    """
+    if data.root:
+        return data.root
+    folder = source_folder(data.source)
+    return str(folder) if folder is not None and folder.is_dir() else ""
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from p2pkit import __version__
 from p2pkit.errors import P2PKitError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 # name -> (module:attribute, one-line help shown by `p2pkit --help` without importing)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,6 +69,30 @@ class LazyGroup(click.Group):
             module, attr = self.lazy[name][0].split(":")
             self.add_command(getattr(importlib.import_module(module), attr), name)
         return super().get_command(ctx, name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            # click suggests close names from the commands imported so far, which here is
+            # none of them: offer the whole table instead ("Did you mean 'train'?").
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        # click's own completion imports each matching command for its help; the table
+        # has the help, so pressing TAB imports no subcommand (nor torch).
+        from click.shell_completion import CompletionItem
+
+        items = [
+            CompletionItem(name, help=self.lazy[name][1] if name in self.lazy else None)
+            for name in self.list_commands(ctx)
+            if name.startswith(incomplete)
+        ]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from the table above, so --help imports nothing.

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 # For the list of dataset names; p2pkit.data.download does not import torch, so help stays fast.
-from p2pkit.data.download import DATASETS
+from p2pkit.data.download import DATA_HOME_ENV, DATASETS
 
 
 @click.group("data")
@@ -19,8 +19,8 @@ def data_group() -> None:
     "download",
     epilog=(
         "Examples:\n\n"
-        "  p2pkit data download facades --to data\n\n"
-        "  p2pkit data download maps --to data --sha256 <hex>\n\n"
+        "  p2pkit data download maps\n\n"
+        "  p2pkit data download facades --to /scratch/datasets --sha256 <hex>\n\n"
         f"Datasets: {', '.join(DATASETS)}."
     ),
 )
@@ -29,20 +29,26 @@ def data_group() -> None:
     "--to",
     "dest",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data"),
-    show_default=True,
-    help="Folder to download and unpack into.",
+    help=f"Folder to download and unpack into. Default: the data home, ${DATA_HOME_ENV} if set, "
+    "else ./data, where recipes find the dataset without --data-root.",
 )
 @click.option("--url", help="Download from this URL instead (a mirror).")
 @click.option("--sha256", help="Expected SHA-256 of the archive; a mismatch is an error.")
 @click.option("--no-extract", is_flag=True, help="Keep the archive, do not unpack it.")
 @click.option("--timeout", default=30.0, show_default=True, help="Network timeout in seconds.")
 def download_command(
-    name: str, dest: Path, url: str | None, sha256: str | None, no_extract: bool, timeout: float
+    name: str,
+    dest: Path | None,
+    url: str | None,
+    sha256: str | None,
+    no_extract: bool,
+    timeout: float,
 ) -> None:
     """Download an official pix2pix dataset NAME (resumable, checked, safely unpacked)."""
-    from p2pkit.data.download import download
+    from p2pkit.data.download import data_home, download
 
+    if dest is None:
+        dest = data_home()
     path = download(
         name, dest, url=url, sha256=sha256, extract=not no_extract, timeout=timeout, progress=True
     )

@@ -147,18 +147,21 @@ def recipes_group() -> None:
 
 @recipes_group.command("list", epilog="Example: p2pkit recipes list")
 def recipes_list() -> None:
-    """Registered recipes with their descriptions."""
+    """Registered recipes with their descriptions (read from the TOML, without torch)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from p2pkit.config import load_recipe
+    from p2pkit.config import recipe_toml
 
     table = Table("recipe", "description", "provided by", box=None)
     registry = get_registry("recipes")
     for info in registry.infos():
+        # Only the TOML is read: building the recipe would import every component (and
+        # torch), seconds spent on a listing. `recipes show` checks the recipe fully.
         try:
-            description = load_recipe(info.name).description
+            description = escape(str(recipe_toml(info.name).get("description", "")))
         except Exception as exc:  # a broken third-party recipe must not hide the others
-            description = f"[red]cannot load: {exc}[/red]"
+            description = f"[red]cannot load: {escape(str(exc))}[/red]"
         table.add_row(info.name, description, info.distribution)
     console().print(table)
 

@@ -25,7 +25,14 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--data-root",
             type=click.Path(file_okay=False, path_type=Path),
-            help="Dataset folder (overrides data.root).",
+            help="Dataset folder (overrides data.root). Default: data.root, else the recipe's "
+            "data.source in the data home (data/NAME, or $P2PKIT_DATA/NAME).",
+        ),
+        click.option(
+            "--download",
+            is_flag=True,
+            help="Download the recipe's dataset first when it is missing (into the data home, "
+            "as `p2pkit data download NAME` does).",
         ),
         click.option(
             "--out",
@@ -81,6 +88,7 @@ class TrainingRequest:
     name: str | None
     resume: bool
     no_progress: bool
+    download: bool = False
 
     def resolve(self) -> tuple[Any, Path | None]:
         """The recipe to train and, when resuming, the run folder (None for a new run)."""
@@ -108,6 +116,8 @@ class TrainingRequest:
             args += ["--set", override]
         if self.data_root is not None:
             args += ["--data-root", str(self.data_root)]
+        if self.download:
+            args.append("--download")
         args += ["--out", str(self.out)]
         if self.name:
             args += ["--name", self.name]
@@ -129,6 +139,7 @@ def start_training(
     print_config: bool,
     no_progress: bool,
     nproc: int | None,
+    download: bool = False,
 ) -> None:
     """Resolve the recipe, pick the run folder and train (in this process or N of them)."""
     from p2pkit.config import recipe_to_toml
@@ -136,7 +147,7 @@ def start_training(
     from p2pkit.errors import ConfigError
 
     request = TrainingRequest(
-        command, recipe_ref, overrides, data_root, out, name, resume, no_progress
+        command, recipe_ref, overrides, data_root, out, name, resume, no_progress, download
     )
     if print_config:
         recipe, _ = request.resolve()
@@ -163,6 +174,7 @@ def _train(request: TrainingRequest) -> None:
     """Train in this process, which may be one of a torchrun job's workers."""
     from rich.console import Console
 
+    from p2pkit.config import data_folder
     from p2pkit.engine.device import resolve_device
     from p2pkit.engine.distributed import (
         init_distributed,
@@ -186,10 +198,19 @@ def _train(request: TrainingRequest) -> None:
             run_dir = ctx.broadcast_object(next_run_dir(out, name) if ctx.is_main else None)
         if request.resume and not (run_dir / "checkpoints").is_dir():
             raise ConfigError(f"{run_dir} has no checkpoints to resume; drop --resume to start it")
+        found = None
         with main_process_first(ctx):
             if ctx.is_main:
-                ensure_data(recipe, progress=not request.no_progress)
+                found = ensure_data(
+                    recipe, progress=not request.no_progress, download=request.download
+                )
+            else:
+                # Rank 0 has found or fetched the data by now, where this lookup finds it too.
+                recipe.data.root = data_folder(recipe.data)
         out_console = console() if ctx.is_main else Console(quiet=True)
+        if found:
+            # Said before the start line, so the log shows which copy of the data trained.
+            out_console.print(found, highlight=False, markup=False)
         trainer = Trainer(
             recipe,
             run_dir,
@@ -245,6 +266,7 @@ def run_group() -> None:
     epilog=(
         "Examples:\n\n"
         "  p2pkit run recipe synth-facades\n\n"
+        "  p2pkit run recipe maps2aerial --download\n\n"
         "  p2pkit run recipe facades --data-root ../shared/datasets/facades "
         "--set train.epochs=5\n\n"
         "  p2pkit run recipe facades --data-root data/facades --nproc 4\n\n"

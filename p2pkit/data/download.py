@@ -79,10 +79,12 @@ from p2pkit.files import sha256_file
 
 __all__ = [
     "DATASETS",
+    "DATA_HOME_ENV",
     "MAX_UNPACK_BYTES",
     "MAX_UNPACK_MEMBERS",
     "PIX2PIX_BASE_URL",
     "DatasetSource",
+    "data_home",
     "download",
     "safe_extract",
     "sha256_file",
@@ -92,6 +94,20 @@ log = logging.getLogger(__name__)
 
 PIX2PIX_BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 """Where the pix2pix authors publish the datasets (plain HTTP: the host serves no HTTPS)."""
+
+DATA_HOME_ENV = "P2PKIT_DATA"
+"""Environment variable naming the data home, the folder that holds one folder per dataset."""
+
+
+def data_home() -> Path:
+    """Where ``p2pkit data download`` unpacks datasets and recipes look for them.
+
+    ``$P2PKIT_DATA`` if set, else ``data`` in the working directory: dataset ``NAME`` is then
+    ``data/NAME``, which a recipe whose ``data.source`` is ``NAME`` finds without
+    ``--data-root``.
+    """
+    return Path(os.environ.get(DATA_HOME_ENV, "").strip() or "data").expanduser()
+
 
 # Bytes read from the network per write to the part file.
 _CHUNK = 1 << 20

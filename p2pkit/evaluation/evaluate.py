@@ -12,6 +12,7 @@ the "Ground truth" upper bound.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -233,6 +234,23 @@ class _Scores:
         self.fake_cm.update(predict_labels(self.segmenter, fake_rgb), truth)
         self.real_cm.update(predict_labels(self.segmenter, real_rgb), truth)
 
+    def segmenter_settings(self) -> dict[str, Any]:
+        """How the FCN-score's segmenter was trained: what the page and ``metrics.json`` show.
+
+        The cached segmenter is keyed by these settings (the seed is always the default), so a
+        segmenter reused from the cache was trained with them too.
+        """
+        from p2pkit.evaluation.segmenter import DEFAULT_SEED
+
+        return {
+            "component": self.settings.segmenter,
+            "steps": self.settings.segmenter_steps,
+            "seed": DEFAULT_SEED,
+            # _batches resizes every image to the training crop size.
+            "image_size": [self.model.crop_size, self.model.crop_size],
+            "palette_size": len(self.palette),
+        }
+
     def summary(self) -> dict[str, Any]:
         """The aggregate entries of ``metrics.json``."""
         result: dict[str, Any] = {
@@ -252,6 +270,7 @@ class _Scores:
                 "classes": len(self.palette),
                 "palette": self.palette.tolist(),
                 "segmenter": self.settings.segmenter,
+                "segmenter_settings": self.segmenter_settings(),
             }
         return result
 
@@ -340,7 +359,7 @@ def evaluate_checkpoint(
             model.data.val_split, "recipe data.val_split", model.checkpoint / "meta.json"
         )
         settings = replace(settings, split=split)
-    root = str(data_root or model.data.root or "")
+    root = str(data_root or p2pkit.config.data_folder(model.data) or "")
     if not root:
         raise ConfigError("no data folder: pass --data DIR")
     run_dir = model.checkpoint.parent.parent
@@ -407,7 +426,12 @@ def evaluate_checkpoint(
 def write_evaluation_report(
     out: Path, result: dict[str, Any], rows: list[dict[str, Any]], run_dir: Path
 ) -> Path:
-    """The HTML page for one evaluation: thumbnails, per-image metrics, tables, losses."""
+    """The HTML page for one evaluation: thumbnails, per-image metrics, tables, losses.
+
+    Each thumbnail links to its image at full size; the aggregate table gives each metric's
+    spread and better direction; the settings of every learned scorer are listed. The page
+    links back to the run page (``RUN/report/index.html``) when that page exists.
+    """
     from p2pkit.evaluation.plot import plot_losses, run_loss_names
     from p2pkit.evaluation.report import write_report
 
@@ -415,7 +439,7 @@ def write_evaluation_report(
     history = _loss_history(run_dir)
     if history is not None:
         loss_plot = plot_losses(history, out / "losses.png", run_loss_names(run_dir), smooth=5)
-    table = summary_table(result)
+    table, better = _page_table(result)
     meta = {
         "checkpoint": result["checkpoint"],
         "checkpoint sha256": result.get("checkpoint_sha256") or "",
@@ -423,15 +447,78 @@ def write_evaluation_report(
         "protocol": result["protocol"],
         "generator weights": result.get("weights", "raw"),
         "p2pkit": result["p2pkit_version"],
+        **_scorer_settings(result),
     }
     recipe = result.get("recipe") or {}
     for section in ("generator", "discriminator", "objective"):
         if section in recipe:
             meta[section] = json.dumps(recipe[section])
+    links = []
+    run_page = run_dir / "report" / "index.html"
+    if run_page.is_file():
+        try:
+            href = Path(os.path.relpath(run_page, out)).as_posix()
+        except ValueError:  # another drive (Windows): no relative link exists
+            href = None
+        if href is not None:
+            links.append((f"run page of {run_dir.name}: training summary, every evaluation", href))
+    else:
+        meta["run page"] = f"not written yet; p2pkit report {run_dir} writes it and links this page"
     return write_report(
-        out, title=f"p2pkit evaluation: {recipe.get('name', run_dir.name)}", rows=rows,
-        metrics_table=table, loss_plot=loss_plot, meta=meta,
+        out, title=f"p2pkit evaluation: {recipe.get('name', run_dir.name)}, {result['split']}",
+        rows=rows, metrics_table=table, loss_plot=loss_plot, meta=meta,
+        higher_is_better=better, links=links, link_images=True,
     )  # fmt: skip
+
+
+def _page_table(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
+    """The aggregate table of an evaluation page and which direction is better per row.
+
+    Per-image metrics get their mean, spread (std) and quartile-like summary (median, min,
+    max) from ``metrics.json``'s ``aggregate``; set-level scores (histogram intersections,
+    FCN-scores, FID, KID) are one value each.
+    """
+    from p2pkit.evaluation.metrics import HIGHER_IS_BETTER
+
+    table: dict[str, Any] = {}
+    better: dict[str, bool] = {}
+    for name, stats in result["aggregate"].items():
+        table[name] = {k: stats.get(k) for k in ("mean", "std", "median", "min", "max")}
+        if name in HIGHER_IS_BETTER:
+            better[name] = HIGHER_IS_BETTER[name]
+    means = {f"{name} (mean)" for name in result["aggregate"]}
+    for name, value in summary_table(result).items():
+        if name in means:
+            continue
+        table[name] = value
+        if name.startswith(("hist. intersection", "FCN ")):
+            better[name] = True
+        elif name in ("FID", "KID"):
+            better[name] = False
+    return table, better
+
+
+def _scorer_settings(result: dict[str, Any]) -> dict[str, str]:
+    """Page rows with the settings of the learned scorers an evaluation used."""
+    rows = {}
+    fcn = result.get("fcn_scores")
+    if fcn:
+        # Evaluations written before the settings were recorded have only some of them.
+        known = fcn.get("segmenter_settings") or {}
+        missing = "not recorded"
+        size = known.get("image_size")
+        rows["FCN-score segmenter"] = "; ".join(
+            [
+                f"component {known.get('component', fcn.get('segmenter', missing))}",
+                f"training steps {known.get('steps', missing)}",
+                f"seed {known.get('seed', missing)}",
+                f"image size {' x '.join(map(str, size)) if size else missing}",
+                f"palette size {known.get('palette_size', fcn.get('classes', missing))}",
+            ]
+        )
+    if "fid" in result:
+        rows["FID/KID feature network"] = str(result["fid"].get("weights", "not recorded"))
+    return rows
 
 
 def _loss_history(run_dir: Path) -> Path | None:
@@ -467,14 +554,22 @@ def summary_table(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def report_run(run_dir: str | Path) -> list[Path]:
-    """(Re)write the HTML pages of a run: one per evaluation, or a training summary.
+    """(Re)write the HTML pages of a run: its run page and the page of each evaluation.
+
+    The run page, ``RUN/report/index.html``, shows the training summary (loss and
+    learning-rate curves, sample grids at full size) and links the page of every evaluation
+    in the run folder (``RUN/eval-*/index.html``), which links back to it.
+
+    Returns:
+        The run page first, then the evaluation pages.
 
     Raises:
-        ConfigError: an image name in an evaluation's ``metrics.json`` is not a plain file
-            name (it would point outside the evaluation folder).
+        ConfigError: the folder has neither a ``losses.jsonl`` nor an evaluation, or an image
+            name in an evaluation's ``metrics.json`` is not a plain file name (it would point
+            outside the evaluation folder).
         DataError: a page would replace a file that p2pkit did not write.
     """
-    from p2pkit.evaluation.plot import plot_losses, run_loss_names
+    from p2pkit.evaluation.plot import load_history, plot_losses, run_loss_names
     from p2pkit.evaluation.report import report_files, write_report
 
     run = Path(run_dir).resolve()
@@ -490,26 +585,57 @@ def report_run(run_dir: str | Path) -> list[Path]:
             images = {k: out / "images" / f"{name}_{k}.png" for k in ("input", "output", "target")}
             rows.append({**values, **images})
         evaluations.append((out, result, rows))
+    if not (run / "losses.jsonl").is_file() and not evaluations:
+        raise ConfigError(f"{run}: not a run folder (no losses.jsonl); check the path")
+    history = _loss_history(run)
+    has_lr = history is not None and any("lr" in row for row in load_history(history))
+    plots = ["losses.png"] * (history is not None) + ["lr.png"] * has_lr
+    grids = [(_grid_caption(p), p) for p in _spread(sorted((run / "samples").glob("*.png")))]
+    page = run / "report"
     # Every folder is checked before any page is written.
+    claim_outputs(
+        page, [*report_files(page, [], sample_grids=grids), *plots], option="the run folder"
+    )
     for out, _, _ in evaluations:
         claim_outputs(out, _page_files(run), option="the run folder")
-    if evaluations:
-        return [write_evaluation_report(out, res, rows, run) for out, res, rows in evaluations]
-    history = run / "losses.jsonl"
-    if not history.is_file():
-        raise ConfigError(f"{run}: not a run folder (no losses.jsonl); check the path")
-    out = run / "report"
-    rows = [{"name": p.stem, "output": p} for p in sorted((run / "samples").glob("*.png"))]
-    claim_outputs(
-        out, ["losses.png", *report_files(out, rows, out / "losses.png")], option="the run folder"
-    )
-    loss_plot = plot_losses(history, out / "losses.png", run_loss_names(run), smooth=5)
-    return [
-        write_report(
-            out,
-            title=f"p2pkit run: {run.name}",
-            rows=rows,
-            loss_plot=loss_plot,
-            meta={"run": str(run), "note": "no evaluation yet: run p2pkit evaluate"},
+
+    loss_plot = lr_plot = None
+    if history is not None:
+        loss_plot = plot_losses(history, page / "losses.png", run_loss_names(run), smooth=5)
+    if has_lr:
+        lr_plot = plot_losses(history, page / "lr.png", ["lr"], size=(960, 320))
+    links = [
+        (
+            f"{out.name}: {res.get('split')} split, {res.get('images')} images, "
+            f"{res.get('protocol')} protocol",
+            f"../{out.name}/index.html",
         )
+        for out, res, _ in evaluations
     ]
+    meta = {"run": str(run)}
+    if not evaluations:
+        meta["evaluations"] = "none yet: run p2pkit evaluate, then p2pkit report again"
+    run_page = write_report(
+        page, title=f"p2pkit run: {run.name}", rows=[], loss_plot=loss_plot, lr_plot=lr_plot,
+        meta=meta, links=links, links_heading="Evaluations", sample_grids=grids,
+    )  # fmt: skip
+    evaluation_pages = [write_evaluation_report(o, res, rows, run) for o, res, rows in evaluations]
+    return [run_page, *evaluation_pages]
+
+
+# Sample grids shown on a run page: at most this many, spread over training.
+_MAX_GRIDS = 12
+
+
+def _spread(items: list[Path], limit: int = _MAX_GRIDS) -> list[Path]:
+    """At most ``limit`` of ``items``, evenly spaced, the first and the last always among them."""
+    if len(items) <= limit:
+        return items
+    picks = sorted({round(i * (len(items) - 1) / (limit - 1)) for i in range(limit)})
+    return [items[i] for i in picks]
+
+
+def _grid_caption(path: Path) -> str:
+    """``iter00000400.png`` -> ``iteration 400``; another name is shown as it is."""
+    number = path.stem.removeprefix("iter")
+    return f"iteration {int(number)}" if number.isdigit() else path.stem

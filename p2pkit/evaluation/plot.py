@@ -4,6 +4,7 @@
 or a JSONL/CSV/JSON file) and draws the pix2pix losses, by default the generator's adversarial and
 L1 terms and the discriminator's real/fake terms (paper section 3.1, Eq. 1-4), as a PNG: one panel
 per loss or one panel with a legend, with axes, ticks, grid, labels and an optional moving average.
+The learning rate a run logs with its losses is drawn the same way (``keys=["lr"]``).
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ def _draw_panel(
     if hi_x == lo_x:
         lo_x, hi_x = lo_x - 1, hi_x + 1
     lo_y, hi_y = min(all_y), max(all_y)
-    pad = (hi_y - lo_y) * 0.05 or max(abs(hi_y) * 0.1, 1.0)
+    # A flat curve (a constant learning rate of 2e-4) gets a margin at its own scale.
+    pad = (hi_y - lo_y) * 0.05 or abs(hi_y) * 0.1 or 1.0
     lo_y, hi_y = lo_y - pad, hi_y + pad
     y_ticks = nice_ticks(lo_y, hi_y)
     x_ticks = nice_ticks(lo_x, hi_x)
@@ -311,10 +313,11 @@ def plot_losses(
         history: a list of dicts (one per log entry) or a ``.jsonl``/``.csv``/``.json`` file (see
             [`load_history`][p2pkit.evaluation.plot.load_history]).
         out_png: the PNG to write (parent folders are created).
-        keys: the losses to draw, normally the run's objective's ``loss_names`` (see
+        keys: the columns to draw, normally the run's objective's ``loss_names`` (see
             [`run_loss_names`][p2pkit.evaluation.plot.run_loss_names]); None draws those of
             the paper's objective (``G_GAN``, ``G_L1``, ``D_real``, ``D_fake``). Keys missing
-            from the history are left out, but at least one must be present.
+            from the history are left out, but at least one must be present. ``["lr"]`` draws
+            the learning rate a run logs with its losses.
         layout: ``"panels"`` draws one panel per loss in a grid (losses of different scales stay
             readable); ``"single"`` draws all in one panel with a legend.
         smooth: window of a trailing moving average drawn over the faded raw curve; 0 or 1 draws

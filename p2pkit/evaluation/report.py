@@ -6,11 +6,14 @@ next to it (thumbnails under ``thumbs/``) referenced by a relative path, so the 
 zipped, copied or opened offline. The page shows, as the paper presents its results (e.g. Figures
 3-6 and Tables 1-6):
 
-* the aggregate metrics table;
-* the loss-curve image (see [`p2pkit.evaluation.plot`][p2pkit.evaluation.plot]);
+* links to related pages (a run's page and its evaluations' pages link each other);
+* the aggregate metrics table, with each metric's spread and which direction is better;
+* the loss-curve and learning-rate images (see [`p2pkit.evaluation.plot`][p2pkit.evaluation.plot]);
 * the recipe/checkpoint details;
+* training sample grids at full size, their columns labelled input | output | target;
 * a grid of input | output | target thumbnails with each image's metrics, sortable by clicking a
-  column header.
+  column header or by focusing it and pressing Enter or Space (names sort naturally: 2 before
+  10); a thumbnail of an image file in the folder links to it at full size.
 
 All text that comes from outside (names, metric names, metadata) is HTML-escaped.
 """
@@ -56,42 +59,58 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: 600; }
 #grid img { display: block; max-width: 100%; image-rendering: auto; }
 #grid th.sortable { cursor: pointer; user-select: none; white-space: nowrap; }
+#grid th.sortable:focus { outline: 2px solid #1f6feb; outline-offset: -2px; }
 #grid th.sortable::after { content: " \\2195"; color: #999; }
 #grid th[aria-sort="ascending"]::after { content: " \\2191"; color: #000; }
 #grid th[aria-sort="descending"]::after { content: " \\2193"; color: #000; }
 #grid td.name { max-width: 220px; overflow-wrap: anywhere; }
 img.losses { max-width: 100%; border: 1px solid #ddd; }
+ul.links { margin: 4px 0 0; padding-left: 20px; }
+figure.sample { margin: 0 0 16px; overflow-x: auto; }
+figure.sample .roles { display: grid; grid-template-columns: repeat(3, 1fr); gap: 2px;
+                       text-align: center; font-weight: 600; }
+figure.sample .roles span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+figure.sample img { display: block; max-width: none; }
 pre { margin: 0; white-space: pre-wrap; font-size: 12px; }
 .note { color: #666; font-size: 12px; }
 """
 
-# Sorts the image grid by a column when its header is clicked; numbers sort numerically by the
-# cells' data-value (empty values last), text columns alphabetically; a second click reverses.
+# Sorts the image grid by a column when its header is clicked, or focused (Tab) and Enter or Space
+# is pressed; numbers sort numerically by the cells' data-value (empty values last), text columns
+# naturally (numbers inside names by value: 2 before 10); a second activation reverses.
 _JS = """
 (function () {
   var table = document.getElementById("grid");
   if (!table) { return; }
+  var names = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
   var headers = table.querySelectorAll("th.sortable");
+  function sortBy(th) {
+    var col = th.cellIndex;
+    var numeric = th.getAttribute("data-type") === "number";
+    var asc = th.getAttribute("aria-sort") !== "ascending";
+    headers.forEach(function (h) { h.setAttribute("aria-sort", "none"); });
+    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[col].getAttribute("data-value");
+      var y = b.cells[col].getAttribute("data-value");
+      if (numeric) {
+        var xe = x === "", ye = y === "";
+        if (xe || ye) { return xe === ye ? 0 : (xe ? 1 : -1); }
+        return asc ? parseFloat(x) - parseFloat(y) : parseFloat(y) - parseFloat(x);
+      }
+      return asc ? names.compare(x, y) : names.compare(y, x);
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
   headers.forEach(function (th) {
-    th.addEventListener("click", function () {
-      var col = th.cellIndex;
-      var numeric = th.getAttribute("data-type") === "number";
-      var asc = th.getAttribute("aria-sort") !== "ascending";
-      headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-      var body = table.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[col].getAttribute("data-value");
-        var y = b.cells[col].getAttribute("data-value");
-        if (numeric) {
-          var xe = x === "", ye = y === "";
-          if (xe || ye) { return xe === ye ? 0 : (xe ? 1 : -1); }
-          return asc ? parseFloat(x) - parseFloat(y) : parseFloat(y) - parseFloat(x);
-        }
-        return asc ? x.localeCompare(y) : y.localeCompare(x);
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
+    th.addEventListener("click", function () { sortBy(th); });
+    th.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        sortBy(th);
+      }
     });
   });
 })();
@@ -169,13 +188,17 @@ def report_files(
     out_dir: str | os.PathLike[str],
     rows: Sequence[Mapping[str, Any]],
     loss_plot: str | os.PathLike[str] | None = None,
+    *,
+    lr_plot: str | os.PathLike[str] | None = None,
+    sample_grids: Sequence[tuple[str, str | os.PathLike[str]]] = (),
 ) -> list[str]:
     """The files [`write_report`][p2pkit.evaluation.report.write_report] writes for these arguments,
     relative to ``out_dir``.
 
     Lets a command check, before any work, that it replaces none of a user's files:
     ``index.html``, a thumbnail under ``thumbs/`` for every image not already inside the
-    folder, and ``losses.png`` when the loss plot lies elsewhere.
+    folder, ``losses.png`` and ``lr.png`` when the plots lie elsewhere, and a copy under
+    ``samples/`` of every sample grid that lies elsewhere.
 
     Returns:
         Relative POSIX paths, ``index.html`` first.
@@ -187,9 +210,30 @@ def report_files(
             source = row.get(role)
             if source is not None and not _inside_file(source, root):
                 names.append(_thumb_name(i, role))
-    if loss_plot is not None and not _is_inside(Path(loss_plot).resolve(), root):
-        names.append("losses.png")
+    for plot, name in ((loss_plot, "losses.png"), (lr_plot, "lr.png")):
+        if plot is not None and not _is_inside(Path(plot).resolve(), root):
+            names.append(name)
+    names += [_grid_name(grid) for _, grid in sample_grids if not _inside_file(grid, root)]
     return names
+
+
+def _grid_name(grid: str | os.PathLike[str]) -> str:
+    """Where a copy of a sample grid lying outside the report goes, relative to the report."""
+    return f"samples/{Path(grid).name}"
+
+
+def _place_file(source: str | os.PathLike[str], root: Path, name: str, what: str) -> Path:
+    """A file's path under ``root``: itself when it lies there, else a copy at ``root / name``."""
+    path = Path(source)
+    path = (path if path.is_absolute() else root / path).resolve()
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found; write it before the report or leave it out")
+    if _is_inside(path, root):
+        return path
+    copied = root / name
+    copied.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, copied)
+    return copied
 
 
 def _place_image(source: ImageSource, root: Path, dest: Path, size: int, what: str) -> Path:
@@ -241,8 +285,16 @@ def _format_number(value: float | None) -> tuple[str, str]:
     return f"{value:.4g}", repr(value)
 
 
-def _metrics_table(table: Mapping[str, Any]) -> str:
-    """HTML for the aggregate metrics: ``{metric: {stat: value}}`` or ``{metric: value}``."""
+def _direction(metric: str, better: Mapping[str, bool]) -> str:
+    """Which way a metric improves, in words ("" when unknown)."""
+    return {True: "higher is better", False: "lower is better"}.get(better.get(metric), "")
+
+
+def _metrics_table(table: Mapping[str, Any], better: Mapping[str, bool]) -> str:
+    """HTML for the aggregate metrics: ``{metric: {stat: value}}`` or ``{metric: value}``.
+
+    A column says, for each metric named in ``better``, which direction is better.
+    """
     columns: list[str] = []
     for stats in table.values():
         if isinstance(stats, Mapping):
@@ -250,7 +302,7 @@ def _metrics_table(table: Mapping[str, Any]) -> str:
     has_plain = any(not isinstance(v, Mapping) for v in table.values())
     if has_plain and "value" not in columns:
         columns.insert(0, "value")
-    head = "".join(f"<th>{_esc(c)}</th>" for c in ["metric", *columns])
+    head = "".join(f"<th>{_esc(c)}</th>" for c in ["metric", "better", *columns])
     body = []
     for metric, stats in table.items():
         cells = stats if isinstance(stats, Mapping) else {"value": stats}
@@ -261,7 +313,8 @@ def _metrics_table(table: Mapping[str, Any]) -> str:
                 tds.append(f'<td class="num">{_esc(_format_number(float(value))[0])}</td>')
             else:
                 tds.append(f"<td>{_esc('' if value is None else value)}</td>")
-        body.append(f"<tr><th>{_esc(metric)}</th>{''.join(tds)}</tr>")
+        direction = _esc(_direction(str(metric), better))
+        body.append(f"<tr><th>{_esc(metric)}</th><td>{direction}</td>{''.join(tds)}</tr>")
     rows = "".join(body)
     return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
@@ -289,6 +342,11 @@ def write_report(
     meta: Mapping[str, Any] | None = None,
     thumb_size: int = 256,
     higher_is_better: Mapping[str, bool] | None = None,
+    links: Sequence[tuple[str, str]] = (),
+    links_heading: str | None = None,
+    lr_plot: str | os.PathLike[str] | None = None,
+    sample_grids: Sequence[tuple[str, str | os.PathLike[str]]] = (),
+    link_images: bool = False,
 ) -> Path:
     """Write ``<out_dir>/index.html``, a self-contained report of an evaluation.
 
@@ -310,15 +368,31 @@ def write_report(
         meta: recipe and checkpoint details (strings, numbers, or nested JSON-able values).
         thumb_size: the longest side of generated thumbnails, in pixels.
         higher_is_better: per metric, which way is better; the best value in each metric column
-            is shown in bold. Defaults to the built-in metrics' directions.
+            is shown in bold and the aggregate table says it. Defaults to the built-in metrics'
+            directions.
+        links: ``(text, URL)`` of related pages, the URL relative to ``out_dir`` (for example
+            ``../eval-val/index.html``), listed under the heading.
+        links_heading: a heading over the links; without one they form a line under the title.
+        lr_plot: a PNG of the learning rate (``plot_losses`` with ``keys=["lr"]``); copied into
+            ``out_dir`` as ``lr.png`` when it lies elsewhere.
+        sample_grids: ``(caption, PNG)`` of training sample grids whose columns are input |
+            output | target, shown at full size with their columns labelled; a grid lying
+            elsewhere is copied to ``samples/`` (so their file names must differ).
+        link_images: make each grid image that is a file inside ``out_dir`` a link to that file,
+            so a click on the thumbnail opens the image at full size.
 
     Returns:
         The path of ``index.html``.
 
     Raises:
-        DataError: when an image or the loss plot file does not exist or cannot be read.
+        DataError: when an image, a plot or a sample grid does not exist or cannot be read.
+        ValueError: when two sample grids lying elsewhere have the same file name.
     """
     from p2pkit.evaluation.metrics import HIGHER_IS_BETTER
+
+    copies = [_grid_name(grid) for _, grid in sample_grids]
+    if len(set(copies)) != len(copies):
+        raise ValueError("sample_grids: two grids have the same file name; rename one")
 
     root = Path(out_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -352,17 +426,14 @@ def write_report(
         if finite and metric in better:
             best[metric] = max(finite) if better[metric] else min(finite)
 
-    head = ['<th class="sortable" data-type="number">#</th>',
-            '<th class="sortable" data-type="text">name</th>']  # fmt: skip
-    head += [f"<th>{_esc(role)}</th>" for role in roles]
+    # Sortable headers take the keyboard focus (tabindex) and say how the grid is sorted.
+    sortable = '<th scope="col" tabindex="0" aria-sort="none" class="sortable"'
+    head = [f'{sortable} data-type="number">#</th>', f'{sortable} data-type="text">name</th>']
+    head += [f'<th scope="col">{_esc(role)}</th>' for role in roles]
     for metric in metric_names:
-        arrow = {True: " (higher is better)", False: " (lower is better)"}.get(
-            better.get(metric), ""
-        )
-        head.append(
-            f'<th class="sortable" data-type="number" title="{_esc(metric + arrow)}">'
-            f"{_esc(metric)}</th>"
-        )
+        direction = _direction(metric, better)
+        hint = f"{metric} ({direction})" if direction else metric
+        head.append(f'{sortable} data-type="number" title="{_esc(hint)}">{_esc(metric)}</th>')
     body = []
     for i, name, images, values in prepared:
         cells = [f'<td class="num" data-value="{i}">{i + 1}</td>',
@@ -373,7 +444,11 @@ def write_report(
                 cells.append("<td></td>")
             else:
                 alt = _esc(f"{role} {name}")
-                cells.append(f'<td><img src="{_href(path, root)}" alt="{alt}" loading="lazy"></td>')
+                img = f'<img src="{_href(path, root)}" alt="{alt}" loading="lazy">'
+                if link_images and not _is_inside(path, root / "thumbs"):
+                    # The file itself is in the folder: the thumbnail opens it at full size.
+                    img = f'<a href="{_href(path, root)}" title="full size">{img}</a>'
+                cells.append(f"<td>{img}</td>")
         for metric in metric_names:
             value = values.get(metric)
             text, sort_value = _format_number(value)
@@ -382,30 +457,48 @@ def write_report(
         body.append(f"<tr>{''.join(cells)}</tr>")
 
     sections = [f"<h1>{_esc(title)}</h1>"]
+    if links:
+        items = "".join(f'<li><a href="{_esc(quote(url))}">{_esc(text)}</a></li>'
+                        for text, url in links)  # fmt: skip
+        heading = f"<h2>{_esc(links_heading)}</h2>" if links_heading else ""
+        sections.append(f'<nav>{heading}<ul class="links">{items}</ul></nav>')
     if metrics_table:
-        sections.append(f"<h2>Aggregate metrics</h2>{_metrics_table(metrics_table)}")
-    if loss_plot is not None:
-        plot = Path(loss_plot).resolve()
-        if not plot.is_file():
-            raise DataError(
-                f"{plot}: loss plot not found; draw it with plot_losses first or pass None"
+        sections.append(f"<h2>Aggregate metrics</h2>{_metrics_table(metrics_table, better)}")
+    plots = (("Training losses", loss_plot, "losses.png", "loss curves"),
+             ("Learning rate", lr_plot, "lr.png", "learning-rate curve"))  # fmt: skip
+    for heading, source, name, alt in plots:
+        if source is not None:
+            plot = _place_file(source, root, name, f"{alt} image (draw it with plot_losses)")
+            sections.append(
+                f'<h2>{heading}</h2><img class="losses" src="{_href(plot, root)}" alt="{alt}">'
             )
-        if not _is_inside(plot, root):
-            copied = root / "losses.png"
-            shutil.copyfile(plot, copied)
-            plot = copied
-        sections.append(
-            "<h2>Training losses</h2>"
-            f'<img class="losses" src="{_href(plot, root)}" alt="loss curves">'
-        )
     if meta:
         sections.append(f"<h2>Recipe and checkpoint</h2>{_meta_table(meta)}")
-    sections.append(
-        f"<h2>Images ({len(prepared)})</h2>"
-        '<p class="note">Click a column header to sort; the best value of each metric is bold.</p>'
-        f'<table id="grid"><thead><tr>{"".join(head)}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
+    if sample_grids:
+        figures = []
+        for caption, source in sample_grids:
+            grid = _place_file(source, root, _grid_name(source), "sample grid")
+            with Image.open(grid) as opened:
+                width = opened.width
+            labels = "".join(f"<span>{role}</span>" for role in IMAGE_ROLES)
+            figures.append(
+                f'<figure class="sample"><div class="roles" style="width: {width}px">{labels}'
+                f'</div><a href="{_href(grid, root)}"><img src="{_href(grid, root)}" '
+                f'alt="{_esc(caption)}: input | output | target"></a>'
+                f"<figcaption>{_esc(caption)}: input | output | target, left to right"
+                "</figcaption></figure>"
+            )
+        sections.append(f"<h2>Training samples ({len(figures)})</h2>{''.join(figures)}")
+    if prepared:
+        sections.append(
+            f"<h2>Images ({len(prepared)})</h2>"
+            '<p class="note">Click a column header, or focus it with Tab and press Enter or Space, '
+            "to sort; the best value of each metric is bold."
+            + (" Click an image to open it at full size." if link_images else "")
+            + "</p>"
+            f'<table id="grid"><thead><tr>{"".join(head)}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
     # Images already inside the folder are shown as they are; cap them at the thumbnail size.
     size_css = f"#grid td img {{ max-width: {thumb_size}px; max-height: {thumb_size}px; }}\n"
     page = (

@@ -27,7 +27,18 @@ from torch import nn
 from p2pkit.errors import ConfigError, DataError
 from p2pkit.evaluation.fcn_score import check_labels
 
-__all__ = ["BatchSource", "FCNSmall", "fcn_small", "predict_labels", "train_segmenter"]
+__all__ = [
+    "DEFAULT_SEED",
+    "BatchSource",
+    "FCNSmall",
+    "fcn_small",
+    "predict_labels",
+    "train_segmenter",
+]
+
+DEFAULT_SEED = 0
+"""The seed [`train_segmenter`][p2pkit.evaluation.segmenter.train_segmenter] uses unless told
+otherwise (the FCN-score's segmenter is trained with it; ``metrics.json`` records it)."""
 
 BatchSource = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 """``source(batch_size, generator) -> (photos, labels)``: photos float ``(B, 3, H, W)`` in
@@ -168,7 +179,7 @@ def train_segmenter(
     lr: float = 1e-3,
     device: str | torch.device = "cpu",
     progress: bool = True,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     model: nn.Module | None = None,
     width: int = 32,
     depth: int = 3,
