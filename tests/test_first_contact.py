@@ -245,3 +245,22 @@ def test_shell_completion_completes_subcommands_of_a_lazy_group() -> None:
     env = {"_P2PKIT_COMPLETE": "bash_complete", "COMP_WORDS": "p2pkit data do", "COMP_CWORD": "2"}
     output = _torch_free(_MAIN.format(args=""), env)
     assert "plain,download" in output
+
+
+def test_evaluate_without_data_names_the_data_home(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from p2pkit.errors import ConfigError
+    from p2pkit.evaluation.evaluate import evaluate_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "run-format-1", run)
+    step = run / "checkpoints" / "step-00000002" / "meta.json"
+    meta = json.loads(step.read_text())
+    meta["recipe"]["data"].update(root="", source="maps")
+    step.write_text(json.dumps(meta))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("P2PKIT_DATA", raising=False)
+    with pytest.raises(ConfigError, match=r"pass --data DIR, or put the dataset in data/maps"):
+        evaluate_checkpoint(run)

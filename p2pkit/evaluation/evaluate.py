@@ -361,7 +361,9 @@ def evaluate_checkpoint(
         settings = replace(settings, split=split)
     root = str(data_root or p2pkit.config.data_folder(model.data) or "")
     if not root:
-        raise ConfigError("no data folder: pass --data DIR")
+        where = p2pkit.config.source_folder(model.data.source)
+        hint = f", or put the dataset in {where} (the data home)" if where else ""
+        raise ConfigError(f"no data folder for {model.checkpoint}: pass --data DIR{hint}")
     run_dir = model.checkpoint.parent.parent
     out = (Path(out_dir) if out_dir else run_dir / f"eval-{settings.split}").resolve()
     images_dir = out / "images"
