@@ -21,6 +21,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -401,7 +402,15 @@ def _check_choice(key: str, value: Any) -> None:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
 
 
-def set_value(recipe: Recipe, key: str, value: Any, *, from_text: bool, origin: str) -> None:
+def set_value(
+    recipe: Recipe,
+    key: str,
+    value: Any,
+    *,
+    from_text: bool,
+    origin: str,
+    check_range: bool = True,
+) -> None:
     """Set dotted ``key`` of ``recipe`` to ``value``, checking key and type.
 
     Args:
@@ -418,7 +427,8 @@ def set_value(recipe: Recipe, key: str, value: Any, *, from_text: bool, origin: 
             typed = coerce(value, types_[name], key, from_text=from_text)
             _check_choice(key, typed)
             annotation = annotations_of(PLAIN_SECTIONS[section]).get(name)
-            _check_range(key, typed, annotation, origin)
+            if check_range:
+                _check_range(key, typed, annotation, origin)
             setattr(getattr(recipe, section), name, typed)
             return
     if len(parts) == 2 and parts[0] in COMPONENT_SECTIONS:
@@ -435,7 +445,9 @@ def set_value(recipe: Recipe, key: str, value: Any, *, from_text: bool, origin: 
         option_types = component_option_types(section, comp.name)
         if name in option_types or _accepts_any_option(section, comp.name):
             typed = coerce(value, option_types.get(name, Any), key, from_text=from_text)
-            _check_range(key, typed, _component_annotations(section, comp.name).get(name), origin)
+            if check_range:
+                annotation = _component_annotations(section, comp.name).get(name)
+                _check_range(key, typed, annotation, origin)
             comp.options[name] = typed
             return
         settable = [o for o in option_types if o not in ENGINE_OPTIONS.get(section, ())]
@@ -447,7 +459,9 @@ def set_value(recipe: Recipe, key: str, value: Any, *, from_text: bool, origin: 
     raise ConfigError(f"{origin}: unknown key '{key}'{_closest(key, valid_keys(recipe))}")
 
 
-def apply_overrides(recipe: Recipe, overrides: list[str] | tuple[str, ...]) -> Recipe:
+def apply_overrides(
+    recipe: Recipe, overrides: list[str] | tuple[str, ...], *, origin: str = "recipe"
+) -> Recipe:
     """Apply ``key=value`` strings (from ``--set``) in order, component names first.
 
     A component's ``name`` is applied before its options, so
@@ -471,13 +485,19 @@ def apply_overrides(recipe: Recipe, overrides: list[str] | tuple[str, ...]) -> R
                 comp.options = {k: v for k, v in comp.options.items() if k in allowed}
             continue
         set_value(recipe, key, value, from_text=True, origin=f"--set {key}")
-    validate(recipe)
+    validate(recipe, origin=origin)
     return recipe
 
 
 # --------------------------------------------------------------------- loading
-def recipe_from_dict(data: dict[str, Any], *, origin: str) -> Recipe:
-    """Build a [`Recipe`][p2pkit.config.Recipe] from parsed TOML, checking every key and type."""
+def recipe_from_dict(data: dict[str, Any], *, origin: str, check: bool = True) -> Recipe:
+    """Build a [`Recipe`][p2pkit.config.Recipe] from parsed TOML, checking every key and type.
+
+    Args:
+        check: also check every value's range and the cross-field rules; False leaves that
+            to the caller, who applies overrides first and then calls
+            [`validate`][p2pkit.config.validate].
+    """
     recipe = Recipe()
     for key, value in data.items():
         if key in TOP_LEVEL:
@@ -486,7 +506,9 @@ def recipe_from_dict(data: dict[str, Any], *, origin: str) -> Recipe:
             if not isinstance(value, dict):
                 raise ConfigError(f"{origin}: [{key}] must be a table")
             for sub, v in value.items():
-                set_value(recipe, f"{key}.{sub}", v, from_text=False, origin=origin)
+                set_value(
+                    recipe, f"{key}.{sub}", v, from_text=False, origin=origin, check_range=check
+                )
         elif key in COMPONENT_SECTIONS:
             if not isinstance(value, dict) or "name" not in value:
                 raise ConfigError(f"{origin}: [{key}] must be a table with a name")
@@ -495,11 +517,14 @@ def recipe_from_dict(data: dict[str, Any], *, origin: str) -> Recipe:
             comp.options = {}
             for sub, v in value.items():
                 if sub != "name":
-                    set_value(recipe, f"{key}.{sub}", v, from_text=False, origin=origin)
+                    set_value(
+                        recipe, f"{key}.{sub}", v, from_text=False, origin=origin, check_range=check
+                    )
         else:
             valid = list(TOP_LEVEL) + list(PLAIN_SECTIONS) + list(COMPONENT_SECTIONS)
             raise ConfigError(f"{origin}: unknown key '{key}'{_closest(key, valid)}")
-    validate(recipe, origin=origin)
+    if check:
+        validate(recipe, origin=origin)
     return recipe
 
 
@@ -551,15 +576,50 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
-def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A recipe by registered name (``p2pkit.recipes`` entry points) or TOML path."""
+def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """A recipe by registered name (``p2pkit.recipes`` entry points) or TOML path.
+
+    ``overrides`` (``--set`` strings) are applied before the result is checked, so an
+    override can replace what the file gets wrong: a component the file names that is not
+    installed (``--set generator.name=unet``), or a value out of range.
+    """
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.is_file():
-        return recipe_from_dict(load_toml(path), origin=str(path))
-    source = recipe_source(str(name_or_path))
-    if isinstance(source, dict):
-        return recipe_from_dict(source, origin=f"recipe '{name_or_path}'")
-    return recipe_from_dict(load_toml(source), origin=str(source))
+        data, origin = load_toml(path), str(path)
+    else:
+        source = recipe_source(str(name_or_path))
+        if isinstance(source, dict):
+            data, origin = source, f"recipe '{name_or_path}'"
+        else:
+            data, origin = load_toml(source), str(source)
+    if not overrides:
+        return recipe_from_dict(data, origin=origin)
+    recipe = recipe_from_dict(_with_component_names(data, overrides), origin=origin, check=False)
+    return apply_overrides(recipe, overrides, origin=origin)
+
+
+def _with_component_names(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``data`` with the component names that ``overrides`` set, and only the options the
+    new components accept: the file's own name is never looked up when it is replaced."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for text in overrides:
+        key, _, value = text.partition("=")
+        section, _, sub = key.strip().partition(".")
+        if sub != "name" or section not in COMPONENT_SECTIONS:
+            continue
+        table = merged.setdefault(section, {})
+        if not isinstance(table, dict):
+            continue
+        name = value.strip()
+        if table.get("name") != name:
+            try:
+                accepted = component_option_types(section, name)
+                keep_all = _accepts_any_option(section, name)
+            except ConfigError:
+                accepted, keep_all = {}, True  # reported by name when the recipe is built
+            table = {k: v for k, v in table.items() if keep_all or k in accepted}
+        merged[section] = {**table, "name": name}
+    return merged
 
 
 def recipe_source(name: str) -> Path | dict[str, Any]:

@@ -289,3 +289,25 @@ def test_a_recipe_name_that_is_a_path_cannot_place_the_run_outside_out(tiny_reci
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "the recipe's name = '../escaped'" in result.output
     assert not (tmp_path / "escaped").exists()
+
+
+def test_an_override_replaces_a_component_the_file_names_but_is_not_installed(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(
+        'name = "r"\n[generator]\nname = "resnet_from_a_missing_plugin"\nngf = 16\nn_blocks = 9\n'
+    )
+    with pytest.raises(p2pkit.P2PKitError, match="resnet_from_a_missing_plugin"):
+        load_recipe(path)
+    recipe = load_recipe(path, ["generator.name=unet", "generator.depth=5"])
+    assert recipe.generator.name == "unet"
+    assert recipe.generator.options == {"ngf": 16, "depth": 5}  # n_blocks is not unet's
+
+
+def test_an_override_replaces_a_value_out_of_range_in_the_file(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('name = "r"\n[train]\nlr = -1.0\n')
+    with pytest.raises(ConfigError, match=r"train.lr must be in \(0, 1\]"):
+        load_recipe(path)
+    assert load_recipe(path, ["train.lr=1e-4"]).train.lr == 1e-4
+    with pytest.raises(ConfigError, match=r"--set train.lr: train.lr must be a finite number"):
+        load_recipe(path, ["train.lr=nan"])

@@ -14,8 +14,10 @@ def resolve_recipe(
     data_root: str | Path | None = None,
 ) -> Recipe:
     """Load ``recipe`` (name, path or object), apply ``--set`` overrides and ``--data-root``."""
-    resolved = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    apply_overrides(resolved, list(overrides))
+    if isinstance(recipe, Recipe):
+        resolved = apply_overrides(recipe, list(overrides))
+    else:
+        resolved = load_recipe(recipe, list(overrides))
     if data_root is not None:
         resolved.data.root = str(data_root)
     return resolved
