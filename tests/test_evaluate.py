@@ -150,3 +150,28 @@ def test_an_unknown_segmenter_is_a_one_line_error_naming_it(trained_run):
     )
     assert result.exit_code == 2, result.output
     assert "nope" in result.stderr and "fcn_small" in result.stderr
+
+
+def test_evaluate_scores_a_plugin_metric_named_on_the_command_line(
+    tmp_path, tiny_data, p2pkit_registry
+):
+    import json
+    import shutil
+
+    import p2pkit
+
+    @p2pkit.register_metric("mean_abs_output")
+    def mean_abs_output(fake, real):
+        return fake.abs().mean(dim=(1, 2, 3))
+
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "run-format-1", run)
+    result = invoke(
+        "evaluate", run, "--data", tiny_data, "--metrics", "l1,mean_abs_output",
+        "--fcn-score", "off", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "eval-val" / "metrics.json").read_text())
+    assert set(metrics["aggregate"]) == {"l1", "mean_abs_output"}
+    bad = invoke("evaluate", run, "--data", tiny_data, "--metrics", "l1,nope")
+    assert bad.exit_code == 2 and "unknown metric 'nope'; registered:" in bad.output

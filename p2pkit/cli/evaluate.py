@@ -58,6 +58,14 @@ def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Training steps for the FCN-score segmenter when it is not cached yet.",
         ),
         click.option(
+            "--metrics",
+            default="l1,psnr,ssim",
+            show_default=True,
+            metavar="NAME,...",
+            help="Per-image metrics to score, comma-separated names of the metrics registry "
+            "(`p2pkit list metrics`), a plugin's included.",
+        ),
+        click.option(
             "--fid-weights",
             type=click.Path(dir_okay=False, path_type=Path),
             help="Compute FID and KID with this torchvision Inception-v3 state dict, already "
@@ -75,6 +83,24 @@ def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _metric_names(text: str) -> tuple[str, ...]:
+    """``--metrics`` as registered metric names; an unknown one is a one-line error."""
+    from p2pkit.errors import ConfigError
+    from p2pkit.registry import get_registry
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ConfigError("--metrics: name at least one metric, e.g. l1,psnr,ssim")
+    known = get_registry("metrics").names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"--metrics: unknown metric {unknown[0]!r}; registered: {', '.join(sorted(known))} "
+            "(a plugin's metric appears once its package is installed)"
+        )
+    return names
+
+
 def _settings(**kw: Any) -> Any:
     from p2pkit.errors import ConfigError
     from p2pkit.evaluation.evaluate import EvaluationSettings
@@ -86,6 +112,7 @@ def _settings(**kw: Any) -> Any:
         except json.JSONDecodeError:
             raise ConfigError("--palette must be JSON, e.g. [[0,0,255],[255,0,0]]") from None
     return EvaluationSettings(
+        metrics=_metric_names(kw["metrics"]),
         split=kw["split"],
         protocol="paper" if kw["paper_protocol"] else "eval",
         weights=kw["weights"],

@@ -38,6 +38,7 @@ class EvaluationSettings:
     """How ``evaluate`` runs.
 
     Attributes:
+        metrics: per-image metrics, names of the ``metrics`` registry (a plugin's too).
         split: sub-folder of the data root to translate and score; None takes the
             recipe's ``data.val_split`` (``test`` for thermal2color, ``val`` elsewhere).
         protocol: ``eval`` or ``paper`` (dropout on, test-batch statistics, 3.3).
@@ -59,6 +60,7 @@ class EvaluationSettings:
     """
 
     split: str | None = None
+    metrics: tuple[str, ...] = ("l1", "psnr", "ssim")
     protocol: str = "eval"
     weights: str = "auto"
     samples: int = 1
@@ -198,7 +200,7 @@ class _Scores:
 
         self.model, self.root, self.settings = model, root, settings
         self.progress, self.console = progress, console
-        self.metrics = MetricSet(["l1", "psnr", "ssim"])
+        self.metrics = MetricSet(list(settings.metrics))
         self.colors = ColorHistogramIntersection()
         self.fid = fid
         self.palette = None
