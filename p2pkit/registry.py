@@ -15,9 +15,16 @@ two places:
 Finding components reads distribution metadata only; a plugin is imported on the
 first use of one of its names, and the result is cached, failures included. A
 plugin that fails to import (whatever it raises) becomes a
-[`PluginFailure`][p2pkit.registry.PluginFailure] record and one warning; everything else keeps
-working. ``P2PKIT_STRICT_PLUGINS=1`` turns such failures into errors, and
-``P2PKIT_DISABLE_PLUGIN_AUTOLOAD=1`` limits discovery to p2pkit's own distribution.
+[`PluginFailure`][p2pkit.registry.PluginFailure] record: using its name is one
+[`PluginLoadError`][p2pkit.errors.PluginLoadError] (no warning besides), and
+[`Registry.load_all`][p2pkit.registry.Registry.load_all] warns once; everything else keeps
+working. ``P2PKIT_STRICT_PLUGINS=1`` makes ``load_all`` fail on such a failure, or on a name
+provided twice, and ``P2PKIT_DISABLE_PLUGIN_AUTOLOAD=1`` limits discovery to p2pkit's own
+distribution.
+
+A name declared by two distributions is a conflict: the bare name is an error, and the
+qualified ``distribution:name`` (``p2pkit-resnet:unet_256``) picks one provider wherever a
+name is taken.
 
 This module must not import torch: ``p2pkit --help`` and ``p2pkit list`` stay fast.
 
@@ -34,10 +41,11 @@ import inspect
 import os
 import sys
 import threading
+import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -75,6 +83,16 @@ _SINGULAR = {
     "segmenters": "segmenter",
 }
 
+# How a user names a component where a name is taken, for the advice in a conflict error.
+_HOW_TO_NAME = {
+    "generators": "--set generator.name={}",
+    "discriminators": "--set discriminator.name={}",
+    "objectives": "--set objective.name={}",
+    "tasks": "--set task.name={}",
+    "datasets": "--set data.dataset={}",
+    "recipes": "p2pkit run recipe {}",
+}
+
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -90,6 +108,7 @@ class PluginFailure:
         distribution: the distribution that declares it.
         version: that distribution's version.
         error: the exception, as ``Type: message``.
+        traceback: the formatted traceback of the exception, for ``--debug``.
     """
 
     name: str
@@ -97,6 +116,17 @@ class PluginFailure:
     distribution: str
     version: str
     error: str
+    traceback: str = field(default="", repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, str]:
+        """The record without its traceback, as the JSON of ``p2pkit plugins list`` shows it."""
+        return {
+            "name": self.name,
+            "group": self.group,
+            "distribution": self.distribution,
+            "version": self.version,
+            "error": self.error,
+        }
 
     def describe(self) -> str:
         """One line naming the plugin, its distribution and the error."""
@@ -125,8 +155,13 @@ class ComponentInfo:
     target: str
 
 
+def qualified_name(info: ComponentInfo) -> str:
+    """``distribution:name``: the name that picks this provider when two declare ``name``."""
+    return f"{info.distribution}:{info.name}"
+
+
 class _Entry:
-    __slots__ = ("entry_point", "info", "loaded", "obj")
+    __slots__ = ("entry_point", "failure", "info", "loaded", "obj")
 
     def __init__(
         self, info: ComponentInfo, entry_point: metadata.EntryPoint | None, obj: Any = None
@@ -135,6 +170,7 @@ class _Entry:
         self.entry_point = entry_point
         self.obj = obj
         self.loaded = entry_point is None
+        self.failure: PluginFailure | None = None
 
 
 # The scan of installed distributions is shared by all registries and redone
@@ -215,6 +251,8 @@ class Registry:
         self._lock = threading.RLock()
         self._local: dict[str, _Entry] = {}
         self._discovered: dict[str, _Entry] | None = None
+        # name -> distribution -> entry, for every entry point (qualified names look here)
+        self._providers: dict[str, dict[str, _Entry]] = {}
         self._conflicts: dict[str, list[ComponentInfo]] = {}
         self._failures: dict[str, PluginFailure] = {}
 
@@ -222,6 +260,7 @@ class Registry:
     def _reset_discovery(self) -> None:
         with self._lock:
             self._discovered = None
+            self._providers = {}
             self._conflicts = {}
             self._failures = {}
 
@@ -230,7 +269,7 @@ class Registry:
             if self._discovered is not None:
                 return self._discovered
             found: dict[str, _Entry] = {}
-            conflicts: dict[str, list[ComponentInfo]] = {}
+            providers: dict[str, dict[str, _Entry]] = {}
             for ep in _scan_entry_points().get(self.group, []):
                 info = ComponentInfo(
                     name=ep.name,
@@ -239,19 +278,18 @@ class Registry:
                     version=_dist_version(ep),
                     target=ep.value,
                 )
-                previous = found.get(ep.name)
-                if previous is None:
-                    found[ep.name] = _Entry(info, ep)
-                    continue
                 # The same distribution seen twice on sys.path is one provider.
-                same = (
-                    previous.info.distribution == info.distribution
-                    and previous.info.target == info.target
-                )
-                if not same:
-                    conflicts.setdefault(ep.name, [previous.info]).append(info)
+                by_dist = providers.setdefault(ep.name, {})
+                if info.distribution not in by_dist:
+                    by_dist[info.distribution] = _Entry(info, ep)
+                    found.setdefault(ep.name, by_dist[info.distribution])
             self._discovered = found
-            self._conflicts = conflicts
+            self._providers = providers
+            self._conflicts = {
+                name: [by_dist[d].info for d in sorted(by_dist)]
+                for name, by_dist in providers.items()
+                if len(by_dist) > 1
+            }
             return found
 
     # -------------------------------------------------------------- registration
@@ -296,7 +334,15 @@ class Registry:
             return sorted(set(self._discover()) | set(self._local))
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.names()
+        if not isinstance(name, str):
+            return False
+        if name in self.names():
+            return True
+        try:
+            self._entry(name)  # a qualified distribution:name
+        except RegistryError:
+            return False
+        return True
 
     def info(self, name: str) -> ComponentInfo:
         """Where ``name`` comes from, without importing it."""
@@ -312,6 +358,28 @@ class Registry:
             self._discover()
             return {k: list(v) for k, v in self._conflicts.items()}
 
+    def providers(self) -> list[ComponentInfo]:
+        """Every entry point of this kind, one per name and distribution, conflicting ones
+        included, sorted by name then distribution; reads metadata only."""
+        with self._lock:
+            self._discover()
+            entries = [e for by_dist in self._providers.values() for e in by_dist.values()]
+        return sorted((e.info for e in entries), key=lambda i: (i.name, i.distribution))
+
+    def conflict_message(self, name: str) -> str:
+        """The one-line error for a name two distributions declare, with how to pick one."""
+        infos = self.conflicts().get(name, [])
+        providers = " and ".join(_provider(i) for i in infos)
+        choices = " or ".join(qualified_name(i) for i in infos)
+        example = _HOW_TO_NAME.get(self.kind)
+        # The example picks a third-party provider: the usual reason to install it.
+        picked = next((i for i in reversed(infos) if i.distribution != CORE_DISTRIBUTION), None)
+        hint = f" (e.g. {example.format(qualified_name(picked))})" if example and picked else ""
+        return (
+            f"{self.singular} '{name}' is provided by both {providers}; "
+            f"name one as distribution:name, {choices}{hint}, or uninstall one of them"
+        )
+
     def failures(self) -> list[PluginFailure]:
         """Plugins of this kind that failed to load so far."""
         with self._lock:
@@ -324,15 +392,26 @@ class Registry:
                 return entry
             discovered = self._discover()
             if name in self._conflicts:
-                providers = " and ".join(_provider(i) for i in self._conflicts[name])
-                raise RegistryError(
-                    f"{self.singular} '{name}' is provided by both {providers}; "
-                    "uninstall one of them"
-                )
+                raise RegistryError(self.conflict_message(name))
             entry = discovered.get(name)
             if entry is None:
-                raise RegistryError(self._unknown_message(name))
+                entry = self._qualified_entry(name)
             return entry
+
+    def _qualified_entry(self, name: str) -> _Entry:
+        """The provider a ``distribution:name`` picks; the registry lock is held."""
+        dist, sep, short = name.partition(":")
+        by_dist = self._providers.get(short) if sep else None
+        if by_dist is None:
+            raise RegistryError(self._unknown_message(short if sep else name))
+        entry = by_dist.get(_canonical(dist))
+        if entry is None:
+            raise RegistryError(
+                f"{self.singular} '{short}' is not provided by {dist} (provided by "
+                f"{', '.join(sorted(by_dist))}); write one of "
+                f"{', '.join(qualified_name(e.info) for e in by_dist.values())}"
+            )
+        return entry
 
     def _unknown_message(self, name: str) -> str:
         known = self.names()
@@ -345,6 +424,9 @@ class Registry:
     def get(self, name: str) -> Callable[..., Any]:
         """The factory registered as ``name``, importing its plugin on first use.
 
+        ``name`` may be qualified as ``distribution:name`` to pick one provider. Using a
+        broken plugin is this one error, with no warning besides: the caller shows it once.
+
         Raises:
             RegistryError: unknown or ambiguous name.
             PluginLoadError: the plugin providing ``name`` failed to import.
@@ -353,7 +435,8 @@ class Registry:
         with self._lock:
             if entry.loaded:
                 if entry.obj is None:
-                    raise PluginLoadError(self._failures[name].describe())
+                    assert entry.failure is not None
+                    raise PluginLoadError(entry.failure.describe())
                 return entry.obj
             assert entry.entry_point is not None
             try:
@@ -362,36 +445,48 @@ class Registry:
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 failure = PluginFailure(
-                    name=name,
+                    name=entry.info.name,
                     group=self.group,
                     distribution=entry.info.distribution,
                     version=entry.info.version,
                     error=f"{type(exc).__name__}: {exc}".strip(),
+                    traceback="".join(traceback.format_exception(exc)),
                 )
                 entry.loaded = True
                 entry.obj = None
-                self._failures[name] = failure
-                if _env_flag(STRICT_ENV):
-                    raise PluginLoadError(failure.describe()) from exc
-                warnings.warn(failure.describe(), RuntimeWarning, stacklevel=3)
+                entry.failure = failure
+                self._failures[qualified_name(entry.info)] = failure
                 raise PluginLoadError(failure.describe()) from exc
             entry.loaded = True
             return entry.obj
 
     def load_all(self) -> list[PluginFailure]:
-        """Import every component of this kind; returns the ones that failed.
+        """Import every component of this kind (each provider of a conflicting name too);
+        returns the ones that failed.
 
-        Used by ``p2pkit plugins list`` to show broken plugins. In strict mode the
-        first failure raises.
+        Used by ``p2pkit plugins list`` to show broken plugins. Each new failure is one
+        ``RuntimeWarning``. In strict mode a name provided twice, or the first failure,
+        raises instead.
+
+        Raises:
+            RegistryError: strict mode, and a name is provided twice.
+            PluginLoadError: strict mode, and a plugin fails to import.
         """
+        strict = _env_flag(STRICT_ENV)
+        conflicts = self.conflicts()
+        if strict and conflicts:
+            raise RegistryError(self.conflict_message(min(conflicts)))
         for name in self.names():
-            if name in self._conflicts:
-                continue
-            try:
-                self.get(name)
-            except PluginLoadError:
-                if _env_flag(STRICT_ENV):
-                    raise
+            keys = [qualified_name(i) for i in conflicts[name]] if name in conflicts else [name]
+            for key in keys:
+                known = len(self._failures)
+                try:
+                    self.get(key)
+                except PluginLoadError as exc:
+                    if strict:
+                        raise
+                    if len(self._failures) > known:
+                        warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
         return self.failures()
 
     def options(self, name: str) -> dict[str, inspect.Parameter]:
@@ -490,6 +585,38 @@ def get_registry(kind: str) -> Registry:
         raise RegistryError(
             f"unknown component kind '{kind}' (kinds: {', '.join(KINDS)})"
         ) from None
+
+
+def missing_provider_message(
+    kind: str, name: str, provider: Mapping[str, Any] | None
+) -> str | None:
+    """What to install for a component a file names (a checkpoint's network) but no installed
+    distribution provides, from the ``{"distribution", "version"}`` the file recorded.
+
+    Returns None when ``name`` is available, or when the file recorded no provider.
+    """
+    registry = get_registry(kind)
+    if name in registry or not isinstance(provider, Mapping):
+        return None
+    dist = str(provider.get("distribution") or "")
+    version = str(provider.get("version") or "")
+    short = name.partition(":")[2] or name
+    what = f"{registry.singular} '{short}'"
+    if not dist:
+        return None
+    if dist == IN_PROCESS:
+        return f"{what} was registered in-process when this was trained; register it again first"
+    try:
+        installed = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        trained = f" ({version} trained this)" if version else ""
+        return f"{what} comes from {dist}, which is not installed; install {dist}{trained}"
+    if _env_flag(DISABLE_AUTOLOAD_ENV) and _canonical(dist) != CORE_DISTRIBUTION:
+        return f"{what} comes from {dist}, ignored while {DISABLE_AUTOLOAD_ENV} is set; unset it"
+    return (
+        f"{what} is not provided by the installed {dist} {installed}; "
+        f"install {dist} {version} (the version that trained this)"
+    )
 
 
 def all_failures() -> list[PluginFailure]:

@@ -22,6 +22,7 @@ from p2pkit.engine.build import (
     recipe_task,
 )
 from p2pkit.errors import CheckpointError, ConfigError, RegistryError
+from p2pkit.registry import missing_provider_message
 
 
 @dataclass
@@ -96,6 +97,9 @@ def load_trained(
     try:
         G = build_network("generators", spec, for_inference=True)
     except RegistryError as exc:  # out-of-range options included: meta.json is data
+        missing = missing_provider_message("generators", spec["name"], spec.get("provider"))
+        if missing is not None:  # trained with a plugin that is not installed here
+            raise CheckpointError(f"{meta_file}: networks.generator: {missing}") from None
         raise CheckpointError(
             f"{meta_file}: networks.generator: {exc}; the file was changed since training or "
             "is not from p2pkit"
