@@ -50,16 +50,40 @@ def tiny_data(tmp_path_factory) -> Path:
     return root
 
 
+def write_tiny_recipe(folder: Path, data: Path) -> Path:
+    """``folder/tiny.toml``: the tiny recipe with ``data.root`` set to ``data``."""
+    path = folder / "tiny.toml"
+    path.write_text(
+        TINY_RECIPE.replace(
+            'dataset = "aligned"', f'dataset = "aligned"\nroot = "{data.as_posix()}"'
+        )
+    )
+    return path
+
+
 @pytest.fixture
 def tiny_recipe(tmp_path, tiny_data) -> Path:
-    """A recipe file for a 2-epoch run on :func:`tiny_data`."""
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_RECIPE)
-    text = path.read_text().replace(
-        'dataset = "aligned"', f'dataset = "aligned"\nroot = "{tiny_data.as_posix()}"'
-    )
-    path.write_text(text)
-    return path
+    """A recipe file for a 2-epoch run on `tiny_data`."""
+    return write_tiny_recipe(tmp_path, tiny_data)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data) -> Path:
+    """A 2-iteration run of the tiny recipe, trained once through the command line.
+
+    Shared by every test that needs a trained run: copy it before changing it.
+    """
+    from click.testing import CliRunner
+
+    from p2pkit.cli import cli
+
+    base = tmp_path_factory.mktemp("tiny-run")
+    recipe = write_tiny_recipe(base, tiny_data)
+    args = ["train", "--config", str(recipe), "--out", str(base / "runs")]
+    args += ["--set", "train.max_iterations=2", "--no-progress"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return base / "runs" / "tiny"
 
 
 def shared_dataset(name: str) -> Path:

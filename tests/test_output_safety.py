@@ -3,7 +3,8 @@
 ``translate`` refuses an output folder where a translation would replace an input, keeps
 same-named inputs apart and checks every input before writing; ``evaluate``, ``report`` and
 ``sweep`` replace only files p2pkit wrote; a split or image name from ``meta.json`` or
-``metrics.json`` is a plain name, never a path. One tiny run is trained for the whole module.
+``metrics.json`` is a plain name, never a path. The tests share one tiny run, trained once
+per session (the ``tiny_run`` fixture).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_RECIPE
 from PIL import Image
 
 from p2pkit.cli import cli
@@ -29,29 +29,11 @@ def invoke(*args: object):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
-    """A 2-iteration tiny run, trained once; tests that change it work on a copy."""
-    base = tmp_path_factory.mktemp("trained")
-    recipe = base / "tiny.toml"
-    recipe.write_text(
-        TINY_RECIPE.replace(
-            'dataset = "aligned"', f'dataset = "aligned"\nroot = "{tiny_data.as_posix()}"'
-        )
-    )
-    result = invoke(
-        "train", "--config", recipe, "--out", base / "runs", "--set", "train.max_iterations=2",
-        "--no-progress",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return base / "runs" / "tiny"
-
-
 @pytest.fixture
-def run(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def run(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the trained run at ``tmp_path/runs/tiny``."""
     monkeypatch.setenv("P2PKIT_CACHE_DIR", str(tmp_path / "cache"))
-    return Path(shutil.copytree(trained, tmp_path / "runs" / "tiny"))
+    return Path(shutil.copytree(tiny_run, tmp_path / "runs" / "tiny"))
 
 
 def solid(path: Path, rgb: tuple[int, int, int], size: int = 32) -> Path:
@@ -84,10 +66,10 @@ def set_meta(run: Path, change) -> Path:
 # --------------------------------------------------------------------------------- translate
 
 
-def test_translate_refuses_to_write_over_its_inputs(trained: Path, tmp_path: Path) -> None:
+def test_translate_refuses_to_write_over_its_inputs(tiny_run: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     original = solid(inputs / "in1.png", (200, 10, 10)).read_bytes()
-    result = invoke("translate", trained, inputs, "--out", inputs)
+    result = invoke("translate", tiny_run, inputs, "--out", inputs)
     assert result.exit_code == 2
     assert "--out" in result.stderr and "in1.png" in result.stderr
     assert (inputs / "in1.png").read_bytes() == original
@@ -95,19 +77,19 @@ def test_translate_refuses_to_write_over_its_inputs(trained: Path, tmp_path: Pat
 
 
 def test_translate_refuses_an_output_folder_holding_the_input_folders(
-    trained: Path, tmp_path: Path
+    tiny_run: Path, tmp_path: Path
 ) -> None:
     # Same-named files of two folders go to OUT/train and OUT/val: with OUT the folders'
     # parent, those are the inputs themselves.
     first = solid(tmp_path / "data" / "train" / "1.png", (200, 10, 10)).read_bytes()
     solid(tmp_path / "data" / "val" / "1.png", (10, 10, 200))
     data = tmp_path / "data"
-    result = invoke("translate", trained, data / "train", data / "val", "--out", data)
+    result = invoke("translate", tiny_run, data / "train", data / "val", "--out", data)
     assert result.exit_code == 2 and "overwrite the input" in result.stderr
     assert (data / "train" / "1.png").read_bytes() == first
 
 
-def test_translate_keeps_inputs_that_share_a_name_apart(trained: Path, tmp_path: Path) -> None:
+def test_translate_keeps_inputs_that_share_a_name_apart(tiny_run: Path, tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     solid(photos / "a.png", (200, 10, 10))
     solid(photos / "a.jpg", (10, 10, 200))
@@ -115,7 +97,7 @@ def test_translate_keeps_inputs_that_share_a_name_apart(trained: Path, tmp_path:
     solid(tmp_path / "val" / "1.png", (200, 200, 10))
     out = tmp_path / "out"
     result = invoke(
-        "translate", trained, photos, tmp_path / "train", tmp_path / "val", "--out", out,
+        "translate", tiny_run, photos, tmp_path / "train", tmp_path / "val", "--out", out,
         "--save-triplets",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -158,10 +140,10 @@ def bad_folder(tmp_path: Path) -> Path:
 
 
 def test_translate_lists_every_bad_input_before_writing_anything(
-    trained: Path, tmp_path: Path
+    tiny_run: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    result = invoke("translate", trained, bad_folder(tmp_path), "--out", out)
+    result = invoke("translate", tiny_run, bad_folder(tmp_path), "--out", out)
     assert result.exit_code == 2
     assert "2 of 3 input(s) cannot be used" in result.stderr
     assert "2.png: has transparent pixels" in result.stderr and "3.png" in result.stderr
@@ -170,10 +152,10 @@ def test_translate_lists_every_bad_input_before_writing_anything(
 
 
 def test_skip_bad_warns_about_bad_inputs_and_translates_the_rest(
-    trained: Path, tmp_path: Path
+    tiny_run: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    result = invoke("translate", trained, bad_folder(tmp_path), "--out", out, "--skip-bad")
+    result = invoke("translate", tiny_run, bad_folder(tmp_path), "--out", out, "--skip-bad")
     assert result.exit_code == 0, result.output
     assert "skipping 2 of 3" in result.stderr and "2.png" in result.stderr
     assert "3.png" in result.stderr
@@ -307,15 +289,10 @@ def users_folder(out: Path) -> None:
     ids=["users-table", "users-folder-named-like-a-variant", "table-outside-out"],
 )
 def test_sweep_checks_its_out_folder_before_training(
-    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prepare, args, message
+    tiny_recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prepare, args, message
 ) -> None:
     monkeypatch.setenv("P2PKIT_CACHE_DIR", str(tmp_path / "cache"))
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(
-        TINY_RECIPE.replace(
-            'dataset = "aligned"', f'dataset = "aligned"\nroot = "{tiny_data.as_posix()}"'
-        )
-    )
+    recipe = tiny_recipe
     out = tmp_path / "sweep"
     out.mkdir()
     if prepare is not None:

@@ -17,7 +17,6 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_RECIPE
 from PIL import Image
 
 from p2pkit.cli import cli
@@ -34,23 +33,12 @@ def invoke(*args: object):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
-    """A 2-iteration tiny run, evaluated with a 5-step FCN-score segmenter, then reported."""
+def run(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """A copy of the tiny run, evaluated with a 5-step FCN-score segmenter, then reported."""
     base = tmp_path_factory.mktemp("pages")
-    recipe = base / "tiny.toml"
-    recipe.write_text(
-        TINY_RECIPE.replace(
-            'dataset = "aligned"', f'dataset = "aligned"\nroot = "{tiny_data.as_posix()}"'
-        )
-    )
+    run = Path(shutil.copytree(tiny_run, base / "runs" / "tiny"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("P2PKIT_CACHE_DIR", str(base / "cache"))
-        result = invoke(
-            "train", "--config", recipe, "--out", base / "runs", "--set",
-            "train.max_iterations=2", "--no-progress",
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
-        run = base / "runs" / "tiny"
         result = invoke(
             "evaluate", run, "--fcn-score", "on", "--segmenter-steps", 5, "--no-progress"
         )

@@ -57,7 +57,7 @@ def ensure_data(recipe: Recipe, *, progress: bool = True, download: bool = False
         A line that names the folder used, when it is not the ``data.root`` given; None
         when it is.
     """
-    from p2pkit.config import source_folder
+    from p2pkit.config import data_folder, source_folder
     from p2pkit.data.download import DATA_HOME_ENV, DATASETS
 
     root = Path(recipe.data.root) if recipe.data.root else None
@@ -71,9 +71,10 @@ def ensure_data(recipe: Recipe, *, progress: bool = True, download: bool = False
         synthesize_facades(root, size=recipe.data.crop_size, seed=0, progress=progress)
         return None
     source, home = recipe.data.source, source_folder(recipe.data.source)
-    if root is None and home is not None and home.is_dir():
-        recipe.data.root = str(home)
-        return f"data: {home} (the data home; set {DATA_HOME_ENV} or pass --data-root to change)"
+    found = data_folder(recipe.data)  # the one lookup evaluate and the workers use too
+    if root is None and found:
+        recipe.data.root = found
+        return f"data: {found} (the data home; set {DATA_HOME_ENV} or pass --data-root to change)"
     if download:
         if source not in DATASETS:
             raise ConfigError(
