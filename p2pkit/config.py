@@ -490,13 +490,19 @@ def apply_overrides(
 
 
 # --------------------------------------------------------------------- loading
-def recipe_from_dict(data: dict[str, Any], *, origin: str, check: bool = True) -> Recipe:
+def recipe_from_dict(
+    data: dict[str, Any], *, origin: str, check: bool = True, components: bool = True
+) -> Recipe:
     """Build a [`Recipe`][p2pkit.config.Recipe] from parsed TOML, checking every key and type.
 
     Args:
         check: also check every value's range and the cross-field rules; False leaves that
             to the caller, who applies overrides first and then calls
             [`validate`][p2pkit.config.validate].
+        components: type and check each component's options against its factory, which
+            imports the component (and so torch). False keeps them as the TOML types them,
+            unchecked: for showing a registered recipe, whose options its conformance check
+            (`check_recipe`) covers.
     """
     recipe = Recipe()
     for key, value in data.items():
@@ -516,19 +522,23 @@ def recipe_from_dict(data: dict[str, Any], *, origin: str, check: bool = True) -
             comp.name = coerce(value["name"], str, f"{key}.name", from_text=False)
             comp.options = {}
             for sub, v in value.items():
-                if sub != "name":
-                    set_value(
-                        recipe, f"{key}.{sub}", v, from_text=False, origin=origin, check_range=check
-                    )
+                if sub == "name":
+                    continue
+                if not components:
+                    comp.options[sub] = v
+                    continue
+                set_value(
+                    recipe, f"{key}.{sub}", v, from_text=False, origin=origin, check_range=check
+                )
         else:
             valid = list(TOP_LEVEL) + list(PLAIN_SECTIONS) + list(COMPONENT_SECTIONS)
             raise ConfigError(f"{origin}: unknown key '{key}'{_closest(key, valid)}")
     if check:
-        validate(recipe, origin=origin)
+        validate(recipe, origin=origin, components=components)
     return recipe
 
 
-def validate(recipe: Recipe, *, origin: str = "recipe") -> None:
+def validate(recipe: Recipe, *, origin: str = "recipe", components: bool = True) -> None:
     """Every field within its declared range, and the checks that span fields.
 
     Runs when a recipe is loaded and after ``--set``, so a bad value stops the command
@@ -539,7 +549,7 @@ def validate(recipe: Recipe, *, origin: str = "recipe") -> None:
         for f in dataclasses.fields(cls):
             value = getattr(getattr(recipe, section), f.name)
             _check_range(f"{section}.{f.name}", value, annotations.get(f.name), origin)
-    for section in COMPONENT_SECTIONS:
+    for section in COMPONENT_SECTIONS if components else ():
         comp: ComponentConfig = getattr(recipe, section)
         try:
             annotations = _component_annotations(section, comp.name)
@@ -576,12 +586,21 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
-def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_recipe(
+    name_or_path: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    components: bool = True,
+) -> Recipe:
     """A recipe by registered name (``p2pkit.recipes`` entry points) or TOML path.
 
     ``overrides`` (``--set`` strings) are applied before the result is checked, so an
     override can replace what the file gets wrong: a component the file names that is not
     installed (``--set generator.name=unet``), or a value out of range.
+
+    ``components=False`` (only without overrides) leaves the components' options as the
+    file types them and imports no component: see
+    [`recipe_from_dict`][p2pkit.config.recipe_from_dict].
     """
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.is_file():
@@ -593,7 +612,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         else:
             data, origin = load_toml(source), str(source)
     if not overrides:
-        return recipe_from_dict(data, origin=origin)
+        return recipe_from_dict(data, origin=origin, components=components)
     recipe = recipe_from_dict(_with_component_names(data, overrides), origin=origin, check=False)
     return apply_overrides(recipe, overrides, origin=origin)
 
@@ -663,12 +682,13 @@ _SOURCE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 def source_folder(source: str) -> Path | None:
     """Where dataset ``source`` lives in the data home (``data/NAME``, or ``$P2PKIT_DATA/NAME``).
 
-    None when ``source`` is empty, ``synth`` (generated where ``data.root`` says) or a
-    description rather than a folder name.
+    None when ``source`` is empty or a description rather than a folder name. A registered
+    data source (``synth``, ``facades``, a plugin's) with an empty ``data.root`` is provided
+    here.
     """
     from p2pkit.data.download import data_home
 
-    if source == "synth" or not _SOURCE_FOLDER.fullmatch(source):
+    if not _SOURCE_FOLDER.fullmatch(source):
         return None
     return data_home() / source
 

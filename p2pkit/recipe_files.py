@@ -1,18 +1,28 @@
 """Locates the recipes that ship with p2pkit, for the ``p2pkit.recipes`` entry points.
 
 p2pkit's own recipes are TOML files in the project's top-level ``recipes/``
-folder; a wheel carries them as ``p2pkit/_recipes``. Each entry point names an
-attribute of this module (``facades = "p2pkit.recipe_files:facades"``), and the
-module resolves the attribute to the TOML file's path. A hyphen in a recipe's name
-is an underscore in its attribute (``cityscapes_photo2labels``).
+folder, where the project layout puts one file per task and where contributors edit
+them; a wheel carries them as the package data ``p2pkit/_recipes``, read through
+`importlib.resources`. Each entry point names an attribute of this module
+(``facades = "p2pkit.recipe_files:facades"``), and the module resolves the attribute
+to the TOML file's path. A hyphen in a recipe's name is an underscore in its attribute
+(``cityscapes_photo2labels``).
+
+Why not move the files into the package: the project's layout keeps recipes at the
+top level next to ``plugins/`` and ``docs/``, and an editable install (how the
+project is developed and tested) then reads them in place, with no copy to go stale.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-_SEARCH = (_HERE / "_recipes", _HERE.parent / "recipes")
+# The installed wheel's package data first, then the source checkout's folder.
+_SEARCH = (
+    Path(str(resources.files("p2pkit").joinpath("_recipes"))),
+    Path(__file__).resolve().parent.parent / "recipes",
+)
 
 
 def recipe_path(name: str) -> Path:

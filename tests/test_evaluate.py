@@ -175,3 +175,23 @@ def test_evaluate_scores_a_plugin_metric_named_on_the_command_line(
     assert set(metrics["aggregate"]) == {"l1", "mean_abs_output"}
     bad = invoke("evaluate", run, "--data", tiny_data, "--metrics", "l1,nope")
     assert bad.exit_code == 2 and "unknown metric 'nope'; registered:" in bad.output
+
+
+def test_sweep_says_which_data_folder_it_found_in_the_data_home(tiny_data, tmp_path, monkeypatch):
+    import shutil
+
+    from tests.conftest import TINY_RECIPE
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_data, home / "tinyset")
+    monkeypatch.setenv("P2PKIT_DATA", str(home))
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(
+        TINY_RECIPE.replace('dataset = "aligned"', 'dataset = "aligned"\nsource = "tinyset"')
+    )
+    result = invoke(
+        "sweep", recipe, "--vary", "objective.name=l1", "--out", tmp_path / "sweep",
+        "--set", "train.max_iterations=1", "--fcn-score", "off", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"data: {home / 'tinyset'} (the data home" in result.output

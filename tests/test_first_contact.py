@@ -234,6 +234,19 @@ def test_recipes_list_does_not_import_torch() -> None:
     assert "TORCH False" in output
 
 
+def test_recipes_show_of_a_registered_recipe_does_not_import_torch() -> None:
+    output = _torch_free(_MAIN.format(args="['recipes', 'show', 'maps2aerial']"))
+    assert 'name = "maps2aerial"' in output and "[generator]" in output
+    assert "TORCH False" in output
+
+
+def test_recipes_show_checks_component_options_that_an_override_sets() -> None:
+    args = ["recipes", "show", "facades", "--set", "generator.norm=group"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "generator.norm" in result.stderr and "group" in result.stderr
+
+
 def test_shell_completion_completes_lazy_command_names_without_importing_torch() -> None:
     env = {"_P2PKIT_COMPLETE": "bash_complete", "COMP_WORDS": "p2pkit r", "COMP_CWORD": "1"}
     output = _torch_free(_MAIN.format(args=""), env)

@@ -242,4 +242,5 @@ def sweep_command(
         console=error_console(),
     )
     click.echo((out / f"{table}.md").read_text())
-    click.echo(f"{len(comparison['rows'])} variants; table in {out / (table + '.md')}")
+    n = len(comparison["rows"])
+    click.echo(f"{n} variant{'s' * (n != 1)}; table in {out / (table + '.md')}")

@@ -363,9 +363,16 @@ def recipes_list() -> None:
 @click.argument("name")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Apply overrides.")
 def recipes_show(name: str, overrides: tuple[str, ...]) -> None:
-    """Print recipe NAME, resolved, as TOML (with the paper reference it follows)."""
-    from p2pkit.config import recipe_to_toml
-    from p2pkit.engine.runs import resolve_recipe
+    """Print recipe NAME, resolved, as TOML (with the paper reference it follows).
 
-    recipe = resolve_recipe(name, overrides)
+    A registered recipe shown as it ships imports no component (and so not torch): its
+    component options are covered by its conformance check. A TOML file, or any ``--set``,
+    is checked in full, component options included, as ``run`` would check it.
+    """
+    from pathlib import Path
+
+    from p2pkit.config import load_recipe, recipe_to_toml
+
+    is_file = Path(name).suffix == ".toml" or Path(name).is_file()
+    recipe = load_recipe(name, overrides, components=bool(overrides) or is_file)
     click.echo(recipe_to_toml(recipe), nl=False)

@@ -210,7 +210,7 @@ def _train(request: TrainingRequest) -> None:
         out_console = console() if ctx.is_main else Console(quiet=True)
         if found:
             # Said before the start line, so the log shows which copy of the data trained.
-            out_console.print(found, highlight=False, markup=False)
+            out_console.print(found, highlight=False, markup=False, soft_wrap=True)
         trainer = Trainer(
             recipe,
             run_dir,

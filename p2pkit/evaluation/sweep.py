@@ -201,7 +201,10 @@ def run_sweep(
         if run_dir is None:
             run_dir = out / variant.slug
             resume = (run_dir / "checkpoints").is_dir()
-            ensure_data(resolved, progress=progress)
+            found = ensure_data(resolved, progress=progress)
+            if found:
+                # As `run` says it: the log shows which copy of the data each variant trained on.
+                console.print(found, highlight=False, markup=False, soft_wrap=True)
             Trainer(resolved, run_dir, resume=resume, progress=progress, console=console).fit()
             trained = True
         else:

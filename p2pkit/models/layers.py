@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,10 @@ Depth = Annotated[int, Range(2, 12)]
 Layers = Annotated[int, Range(0, 12)]
 DropoutRate = Annotated[float, Range(0, 1, high_open=True)]
 
-NORMS = ("batch", "syncbatch", "instance", "none")
+#: The normalisation layers a network may use; a ``Literal`` so a recipe's ``norm`` is
+#: checked when the recipe loads, not when the network is built.
+Norm = Literal["batch", "syncbatch", "instance", "none"]
+NORMS: tuple[str, ...] = get_args(Norm)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:

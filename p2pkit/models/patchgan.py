@@ -22,6 +22,7 @@ from torch import nn
 from p2pkit.models.layers import (
     Channels,
     Layers,
+    Norm,
     Width,
     check_norm,
     init_weights,
@@ -70,7 +71,7 @@ class PatchGAN(nn.Module):
         out_channels: Channels = 3,
         ndf: Width = 64,
         n_layers: Layers = 3,
-        norm: str = "batch",
+        norm: Norm = "batch",
         conditional: bool = True,
     ) -> None:
         super().__init__()
@@ -125,7 +126,7 @@ def patchgan(
     out_channels: Channels = 3,
     ndf: Width = 64,
     n_layers: Layers = 3,
-    norm: str = "batch",
+    norm: Norm = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
     """PatchGAN with ``n_layers`` stride-2 layers (receptive field: see
@@ -137,7 +138,7 @@ def pixelgan(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ndf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
     """1x1 "PixelGAN" (Table 3): C64-C128 with 1x1 convolutions, then one output channel."""
@@ -148,7 +149,7 @@ def patchgan_16(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ndf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
     """16x16 PatchGAN (Table 3): C64-C128."""
@@ -159,7 +160,7 @@ def patchgan_70(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ndf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
     """70x70 PatchGAN (appendix 6.1.2, the paper's default): C64-C128-C256-C512."""
@@ -170,7 +171,7 @@ def patchgan_286(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ndf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     conditional: bool = True,
 ) -> PatchGAN:
     """286x286 "ImageGAN" (Table 3): C64-C128-C256-C512-C512-C512."""

@@ -26,6 +26,7 @@ from p2pkit.models.layers import (
     DownConv,
     DropoutRate,
     Layers,
+    Norm,
     UpConv,
     Width,
     check_norm,
@@ -63,7 +64,7 @@ class UNet(nn.Module):
         out_channels: Channels = 3,
         ngf: Width = 64,
         depth: Depth = 8,
-        norm: str = "batch",
+        norm: Norm = "batch",
         dropout: DropoutRate = 0.5,
         dropout_layers: Layers = 3,
         skip: bool = True,
@@ -137,7 +138,7 @@ def unet(
     out_channels: Channels = 3,
     ngf: Width = 64,
     depth: Depth = 8,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.5,
     dropout_layers: Layers = 3,
 ) -> UNet:
@@ -149,7 +150,7 @@ def unet_256(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ngf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.5,
 ) -> UNet:
     """The paper's U-Net for 256x256 images: 8 downsamplings to a 1x1 bottleneck."""
@@ -160,7 +161,7 @@ def unet_128(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ngf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.5,
 ) -> UNet:
     """The U-Net for 128x128 images: 7 downsamplings to a 1x1 bottleneck."""
@@ -172,7 +173,7 @@ def encoder_decoder(
     out_channels: Channels = 3,
     ngf: Width = 64,
     depth: Depth = 8,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.5,
     dropout_layers: Layers = 3,
 ) -> UNet:
@@ -184,7 +185,7 @@ def encoder_decoder_256(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ngf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.5,
 ) -> UNet:
     """Encoder-decoder (section 4.3) for 256x256 images."""
@@ -195,7 +196,7 @@ def encoder_decoder_128(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ngf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.5,
 ) -> UNet:
     """Encoder-decoder (section 4.3) for 128x128 images."""
