@@ -10,7 +10,11 @@ CPU), evaluates it, and writes
 * ``docs/images/loss-curves.png``: the loss curves that ``p2pkit evaluate`` draws into
   ``RUN/eval-val/losses.png``;
 * ``docs/images/results-page.png``: a screenshot of the whole page ``p2pkit evaluate`` writes,
-  ``RUN/eval-val/index.html``, taken by a headless Chromium (``apt-get install chromium``).
+  ``RUN/eval-val/index.html``, taken by a headless Chromium (``apt-get install chromium``);
+* ``docs/images/serve.png``: the page of ``p2pkit serve RUN`` after translating a val label map,
+  driven by Playwright in that Chromium (needs ``pip install "p2pkit[serve]" playwright``).
+
+``--only serve`` trains the run and makes the last picture alone.
 
 Each PNG is kept under 300 KB (with a 256-colour palette when that is needed).
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,14 +92,54 @@ def save_small(image: Image.Image, out: Path) -> None:
     print(f"wrote {out.relative_to(IMAGES.parent.parent)} ({out.stat().st_size // 1000} KB)")
 
 
-def make(work: Path) -> None:
+def serve_screenshot(work: Path, out: Path) -> None:
+    """``p2pkit serve`` on the run, one val label map uploaded and translated, the page shot."""
+    from playwright.sync_api import sync_playwright
+
+    label = work / "serve-input.png"
+    pair = Image.open(sorted((work / "data" / "synth-facades" / "val").glob("*.png"))[0])
+    pair.crop((pair.width // 2, 0, pair.width, pair.height)).save(label)  # B: the labels
+    args = ["serve", "runs/synth-facades", "--port", "0", "--device", "cpu"]
+    print("$ p2pkit " + " ".join(args), flush=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "p2pkit", *args], cwd=work, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = None
+        for line in server.stderr or []:
+            if found := re.search(r" at (http://\S+/) ", line):
+                url = found.group(1)
+                break
+        if url is None:
+            sys.exit("make_pictures: p2pkit serve did not start")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1000, "height": 640})
+            page.goto(url)
+            page.locator("#synth-facades-upload input[type=file]").set_input_files(str(label))
+            page.locator("#synth-facades-upload img").wait_for()
+            page.click("#synth-facades-translate")
+            page.locator("#synth-facades-output img").wait_for()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def make(work: Path, only: str | None = None) -> None:
     p2pkit(SYNTH.split(), work)
     sets = [arg for setting in SETTINGS.split() for arg in ("--set", setting)]
     p2pkit(["run", "recipe", "synth-facades", "--no-progress", *sets], work)
+    IMAGES.mkdir(exist_ok=True)
+    if only == "serve":
+        serve_screenshot(work, work / "serve.png")
+        save_small(Image.open(work / "serve.png"), IMAGES / "serve.png")
+        return
     p2pkit(EVALUATE.split(), work)
 
     run = work / "runs" / "synth-facades"
-    IMAGES.mkdir(exist_ok=True)
     grid = Image.open(sorted((run / "samples").glob("iter*.png"))[-1])
     enlarged = grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST)
     save_small(enlarged, IMAGES / "sample-grid.png")
@@ -102,18 +147,21 @@ def make(work: Path) -> None:
     shot = work / "results-page.png"
     screenshot(run / "eval-val" / "index.html", shot)
     save_small(Image.open(shot), IMAGES / "results-page.png")
+    serve_screenshot(work, work / "serve.png")
+    save_small(Image.open(work / "serve.png"), IMAGES / "serve.png")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, help="keep the data and the run in this folder")
+    parser.add_argument("--only", choices=["serve"], help="make only this picture")
     args = parser.parse_args()
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
-        make(args.work)
+        make(args.work, args.only)
         return
     with tempfile.TemporaryDirectory(prefix="p2pkit-pictures-") as work:
-        make(Path(work))
+        make(Path(work), args.only)
 
 
 if __name__ == "__main__":

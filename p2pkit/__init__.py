@@ -10,8 +10,13 @@ built by name from the registries::
     G = p2pkit.create_generator("unet_256")
     D = p2pkit.create_discriminator("patchgan_70")
     objective = p2pkit.create_objective("l1_cgan")
+
+The names a plugin or a library user may rely on are listed, with the stability policy, on
+the documentation's *Public API* page; ``PLUGIN_API_VERSION`` is their version, and a plugin
+requires one with ``p2pkit.require_api("1")``.
 """
 
+from p2pkit.api_version import PLUGIN_API_VERSION, require_api
 from p2pkit.errors import P2PKitError
 from p2pkit.registry import (
     component_spec,
@@ -37,6 +42,7 @@ from p2pkit.registry import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "PLUGIN_API_VERSION",
     "P2PKitError",
     "__version__",
     "component_spec",
@@ -57,4 +63,5 @@ __all__ = [
     "register_metric",
     "register_objective",
     "register_task",
+    "require_api",
 ]

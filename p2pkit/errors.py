@@ -7,6 +7,18 @@ exits non-zero; tracebacks appear only with ``--debug``.
 
 from __future__ import annotations
 
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "OptionValueError",
+    "P2PKitError",
+    "PluginAPIError",
+    "PluginLoadError",
+    "RegistryError",
+    "TrainingDiverged",
+]
+
 
 class P2PKitError(Exception):
     """A user-facing error whose message is one plain, actionable line."""
@@ -30,6 +42,11 @@ class OptionValueError(RegistryError, ValueError):
 
 class PluginLoadError(RegistryError):
     """A plugin's entry point failed to import (raised in strict mode or on use)."""
+
+
+class PluginAPIError(P2PKitError):
+    """A plugin needs a plugin API version this p2pkit does not provide (see
+    [`require_api`][p2pkit.api_version.require_api])."""
 
 
 class DataError(P2PKitError):

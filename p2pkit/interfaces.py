@@ -4,14 +4,19 @@ Generators, discriminators and objectives are ordinary ``torch.nn.Module``
 subclasses with a few agreed attributes; tasks and dataset layouts are plain objects.
 These protocols document them and [`p2pkit.testing`][p2pkit.testing] checks them
 (`check_generator`, `check_discriminator`, `check_objective`, `check_task`,
-`check_dataset`). Network images are NCHW floats in [-1, 1]; stored images are integers.
+`check_dataset`, which checks a layout's per-file read too). Network images are NCHW
+floats in [-1, 1]; stored images are integers.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
+
+if TYPE_CHECKING:
+    from p2pkit.data.options import DatasetOptions
 
 
 @runtime_checkable
@@ -143,9 +148,7 @@ class Dataset(Protocol):
         max_value: 255 for 8-bit data, 65535 for 16-bit.
 
     ``batch(indices)`` returns ``{"a": ..., "b": ... or None, "paths": [...]}`` for those
-    rows. A layout's factory takes keyword options (``root``, ``split``, ``in_channels``,
-    ``out_channels``, ``direction``, ``resize_to``, ``min_size``, ``skip_bad``,
-    ``cache_dir``, ``max_images``); see the built-in ``aligned``, ``paired`` and ``single``.
+    rows. A [`DatasetLayout`][p2pkit.interfaces.DatasetLayout] returns it.
     """
 
     a: torch.Tensor
@@ -156,3 +159,26 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def batch(self, indices: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DatasetLayout(Protocol):
+    """A registered dataset layout (``p2pkit.datasets``): how a dataset is stored on disk.
+
+    ``layout(options)`` takes one [`DatasetOptions`][p2pkit.data.options.DatasetOptions]
+    (the parameter is named ``options``) and returns a
+    [`Dataset`][p2pkit.interfaces.Dataset]; see the built-in ``aligned``, ``paired`` and
+    ``single``. ``layout.read_file(path, options)`` reads one file the way the layout stores a
+    row and returns ``(a, b)``: float32 (in_channels, H, W) and (out_channels, H, W) in
+    [-1, 1], ``a`` the network input after the direction swap, ``b`` None when the layout
+    stores no target ([`FileReader`][p2pkit.data.options.FileReader]). It raises
+    [`ImageProblem`][p2pkit.data.decode.ImageProblem] for a file that cannot be used.
+    ``read_file`` is optional: ``p2pkit translate`` needs it, training and evaluation do not
+    (such a layout does not match this protocol at runtime).
+    """
+
+    def __call__(self, options: DatasetOptions) -> Dataset: ...
+
+    def read_file(
+        self, path: Path, options: DatasetOptions
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...

@@ -27,6 +27,20 @@ from torch import nn
 from p2pkit.interfaces import Discriminator, LossTerms
 from p2pkit.ranges import Range
 
+__all__ = [
+    "GAN_MODES",
+    "Pix2PixObjective",
+    "Scale",
+    "Weight",
+    "cgan",
+    "gan",
+    "gan_loss",
+    "l1",
+    "l1_cgan",
+    "l1_gan",
+    "pix2pix",
+]
+
 # Declared ranges, checked before the objective is built (finite values only).
 Weight = Annotated[float, Range(0)]
 Scale = Annotated[float, Range(0, low_open=True)]

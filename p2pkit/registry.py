@@ -1,8 +1,8 @@
 """Component registries and entry-point plugin discovery.
 
 There is one [`Registry`][p2pkit.registry.Registry] per kind of component (generators,
-discriminators, objectives, datasets, tasks, recipes, metrics, segmenters). Components come from
-two places:
+discriminators, objectives, datasets, tasks, recipes, metrics, segmenters, data sources and
+realism judges: `KINDS`). Components come from two places:
 
 * Python entry points in the group ``p2pkit.<kind>`` (for example
   ``p2pkit.generators``), read with the standard library's `importlib.metadata`
@@ -51,6 +51,23 @@ from typing import Any
 
 from p2pkit.errors import OptionValueError, P2PKitError, PluginLoadError, RegistryError
 
+__all__ = [
+    "CORE_DISTRIBUTION",
+    "DISABLE_AUTOLOAD_ENV",
+    "IN_PROCESS",
+    "KINDS",
+    "STRICT_ENV",
+    "ComponentInfo",
+    "PluginFailure",
+    "Registry",
+    "all_failures",
+    "component_spec",
+    "get_registry",
+    "isolated_registries",
+    "qualified_name",
+    "refresh_plugins",
+]
+
 #: The kinds of component, each with its entry-point group ``p2pkit.<kind>``.
 KINDS: tuple[str, ...] = (
     "generators",
@@ -61,6 +78,8 @@ KINDS: tuple[str, ...] = (
     "recipes",
     "metrics",
     "segmenters",
+    "sources",
+    "judges",
 )
 
 #: The distribution that provides the built-in components.
@@ -81,6 +100,8 @@ _SINGULAR = {
     "recipes": "recipe",
     "metrics": "metric",
     "segmenters": "segmenter",
+    "sources": "data source",
+    "judges": "judge",
 }
 
 # How a user names a component where a name is taken, for the advice in a conflict error.
@@ -91,6 +112,7 @@ _HOW_TO_NAME = {
     "tasks": "--set task.name={}",
     "datasets": "--set data.dataset={}",
     "recipes": "p2pkit run recipe {}",
+    "sources": "--set data.source={}",
 }
 
 
@@ -690,9 +712,26 @@ def create_objective(name: str, /, **options: Any) -> Any:
     return get_registry("objectives").create(name, **options)
 
 
-def create_dataset(name: str, /, **options: Any) -> Any:
-    """Build a dataset, e.g. ``create_dataset("aligned", root="data/facades")``."""
-    return get_registry("datasets").create(name, **options)
+def create_dataset(name: str, /, options: Any = None, **fields: Any) -> Any:
+    """Load a dataset, e.g. ``create_dataset("aligned", root="data/facades", split="val")``.
+
+    Args:
+        name: the layout.
+        options: a [`DatasetOptions`][p2pkit.data.options.DatasetOptions]; or leave it out
+            and give its fields as keywords.
+        **fields: the fields of a new ``DatasetOptions`` (``root`` at least).
+
+    Raises:
+        ConfigError: both ``options`` and keywords given, or an unknown keyword.
+    """
+    from p2pkit.data.options import DatasetOptions
+    from p2pkit.errors import ConfigError
+
+    if options is not None and fields:
+        raise ConfigError("create_dataset takes a DatasetOptions or keywords, not both")
+    if options is None:
+        options = DatasetOptions.from_keywords(**fields)
+    return get_registry("datasets").create(name, options=options)
 
 
 def create_task(name: str, /, **options: Any) -> Any:

@@ -21,6 +21,8 @@ import torch
 
 from p2pkit.ranges import Range
 
+__all__ = ["Colorization", "Inpainting", "Task", "colorization", "inpainting", "translation"]
+
 Channels = Annotated[int, Range(1, 64)]
 
 # Scales that put L (0..100) and a, b (about -110..110) into [-1, 1].

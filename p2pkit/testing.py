@@ -12,6 +12,10 @@ component fits p2pkit's interfaces; call them from your own tests::
 
 This module imports torch only inside the checks, so loading the pytest plugin
 costs nothing for test suites that never use it.
+
+Why this module is long: it is the pytest plugin that the ``pytest11`` entry point names, and it
+holds one conformance check per kind of component side by side, so that a plugin author
+finds the whole contract, and the helpers the checks share, in one place.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from p2pkit.registry import Registry, isolated_registries
+
+__all__ = [
+    "check_dataset",
+    "check_discriminator",
+    "check_generator",
+    "check_objective",
+    "check_recipe",
+    "check_source",
+    "check_task",
+    "p2pkit_registry",
+    "smoke_train_and_translate",
+]
 
 if TYPE_CHECKING:
     import torch
@@ -220,12 +236,28 @@ def check_task(task: Any, *, size: int = 16, batch_size: int = 2) -> None:
     _require(out.shape[1] in (1, 3), f"output_image has {out.shape[1]} channels, not 1 or 3")
 
 
-def check_dataset(dataset: Any) -> None:
+def check_dataset(dataset: Any, *, layout: Any = None, options: Any = None) -> None:
     """Assert that ``dataset`` (what a layout's factory returned) behaves as a p2pkit dataset.
 
     Checks: ``a``, ``b``, ``paths`` and ``max_value``; ``a`` (and ``b``) are integer
     (N, C, H, W) tensors in 0..max_value with one row per path; ``batch`` of the first
     rows returns those rows, on the same dtype, with their paths.
+
+    When the layout has a per-file read (``read_file``, see
+    [`FileReader`][p2pkit.data.options.FileReader]), it is checked too: reading the first
+    row's path gives float32 ``a`` (and ``b`` exactly when the dataset has one) of the
+    dataset's channels, finite, in [-1, 1], equal to that row (within 2/255) when the sizes
+    match.
+
+    Args:
+        dataset: what the layout returned.
+        layout: the layout (its name or the registered object); default: the one that
+            built ``dataset`` through the registry.
+        options: the [`DatasetOptions`][p2pkit.data.options.DatasetOptions] it was built
+            with; default: those the registry recorded.
+
+    Raises:
+        AssertionError: naming the first broken expectation.
     """
     import torch
 
@@ -253,6 +285,96 @@ def check_dataset(dataset: Any) -> None:
     _require(
         list(batch["paths"]) == [dataset.paths[i] for i in rows], "batch paths are not those rows"
     )
+    _check_read_file(dataset, layout, options)
+
+
+def _check_read_file(dataset: Any, layout: Any, options: Any) -> None:
+    """The per-file read of ``dataset``'s layout, when it has one, against the first row."""
+    from pathlib import Path
+
+    import torch
+
+    from p2pkit.data.images import to_float
+    from p2pkit.registry import component_spec, get_registry
+
+    spec = component_spec(dataset) or {}
+    if layout is None and spec.get("kind") == "datasets":
+        layout = spec["name"]
+    if options is None:
+        options = (spec.get("options") or {}).get("options")
+    if isinstance(layout, str):
+        layout = get_registry("datasets").get(layout)
+    reader = getattr(layout, "read_file", None)
+    if reader is None or options is None:
+        return
+    read = reader(Path(dataset.paths[0]), options)
+    _require(isinstance(read, tuple) and len(read) == 2, "read_file does not return a pair (a, b)")
+    for side, got in zip(("a", "b"), read, strict=True):
+        row = getattr(dataset, side)
+        if row is None:
+            _require(got is None, f"read_file gives side {side} but the dataset has none")
+            continue
+        _require(got is not None, f"read_file gives no side {side} but the dataset has one")
+        _require(
+            got.dtype == torch.float32 and got.dim() == 3,
+            f"read_file side {side} is {got.dtype} {tuple(got.shape)}, not float32 (C, H, W)",
+        )
+        _require(
+            got.shape[0] == row.shape[1],
+            f"read_file side {side} has {got.shape[0]} channels, the dataset {row.shape[1]}",
+        )
+        _require(bool(torch.isfinite(got).all()), f"read_file side {side} has NaN or inf values")
+        _require(got.min() >= -1 and got.max() <= 1, f"read_file side {side} leaves [-1, 1]")
+        stored = to_float(row[0].cpu(), dataset.max_value)
+        if got.shape == stored.shape:
+            _require(
+                bool((got - stored).abs().max() <= 2 / 255),
+                f"read_file side {side} of {dataset.paths[0]} differs from the dataset's row",
+            )
+
+
+def check_source(source: Any, folder: Any = None, *, size: int = 32) -> Any:
+    """Assert that ``source`` (what a ``p2pkit.sources`` factory returned) behaves as a p2pkit
+    data source.
+
+    Checks: ``description`` is a non-empty one-line string, ``downloads`` a bool and
+    ``provide`` callable. With a ``folder`` (``tmp_path``) a source that does not download is
+    also provided there at ``size`` px: the returned folder must exist and hold files, and
+    providing again must give the same folder. A downloading source is never run here.
+
+    Returns:
+        The folder provided, or None when nothing was provided.
+
+    Raises:
+        AssertionError: naming the first broken expectation.
+    """
+    from pathlib import Path
+
+    description = getattr(source, "description", None)
+    _require(isinstance(description, str), "data source has no 'description' string")
+    _require(
+        bool(description.strip()) and "\n" not in description,
+        "data source description must be one non-empty line",
+    )
+    _require(
+        isinstance(getattr(source, "downloads", None), bool),
+        "data source has no 'downloads' bool",
+    )
+    _require(callable(getattr(source, "provide", None)), "data source has no provide() method")
+    if folder is None or source.downloads:
+        return None
+    target = Path(folder) / "source"
+    provided = source.provide(target, size=size, progress=False)
+    _require(
+        isinstance(provided, Path), f"provide() returned {type(provided).__name__}, not a Path"
+    )
+    _require(provided.is_dir(), f"provide() returned {provided}, which is not a folder")
+    _require(
+        any(p.is_file() for p in provided.rglob("*")), f"provide() left {provided} without files"
+    )
+    again = source.provide(target, size=size, progress=False)
+    _require(Path(again) == provided, f"providing again gave {again}, not {provided}")
+    return provided
 
 
 def check_recipe(name_or_path: Any) -> Any:
@@ -293,8 +415,9 @@ def smoke_train_and_translate(
     Args:
         recipe: a registered recipe name, a TOML path or a ``Recipe``.
         folder: a scratch folder (``tmp_path``): the run and the translations go there.
-        data_root: the dataset; a recipe whose ``data.source`` is ``synth`` generates a
-            tiny one when this is None.
+        data_root: the dataset; when this is None, a recipe whose ``data.source`` is
+            ``synth`` generates a tiny one, and one whose source is another registered
+            source that needs no network is provided into ``folder``.
         overrides: ``--set`` strings that make the recipe small enough for a test
             (narrow networks, small crops); ``train.max_iterations`` is set for you.
         iterations: how many iterations to train.
@@ -319,6 +442,13 @@ def smoke_train_and_translate(
         resolved.data.root = str(folder / "data")
         size = max(resolved.data.load_size, resolved.data.crop_size)
         synthesize_facades(resolved.data.root, n_train=4, n_val=2, size=size, progress=False)
+    else:
+        from p2pkit.data.sources import find_source
+
+        source = find_source(resolved.data.source)
+        if source is not None and not source.downloads:
+            # Made in the scratch folder, never in the data home of the working directory.
+            resolved.data.root = str(folder / "data")
     ensure_data(resolved, progress=False)
     run = folder / "run"
     Trainer(resolved, run, progress=False).fit()

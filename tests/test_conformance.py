@@ -20,6 +20,7 @@ from p2pkit.testing import (
     check_generator,
     check_objective,
     check_recipe,
+    check_source,
     check_task,
     smoke_train_and_translate,
 )
@@ -85,6 +86,38 @@ def test_every_dataset_layout_passes_check_dataset(name, layouts_data):
 @pytest.mark.parametrize("name", get_registry("recipes").names())
 def test_every_recipe_passes_check_recipe(name):
     assert check_recipe(name).name
+
+
+@pytest.mark.parametrize("name", get_registry("sources").names())
+def test_every_data_source_passes_check_source(name, tmp_path):
+    """A source that makes its data locally is run, small; a download is checked without
+    the network."""
+    accepted = get_registry("sources").options(name)
+    small = {option: 2 for option in ("n_train", "n_val") if option in accepted}
+    source = get_registry("sources").create(name, **small)
+    provided = check_source(source, tmp_path, size=32)
+    assert (provided is None) == source.downloads
+
+
+def test_check_source_names_what_a_source_lacks(tmp_path):
+    class NoDescription:
+        downloads = False
+
+        def provide(self, folder, *, size=None, progress=True):
+            return folder
+
+    class MakesNothing:
+        description = "an empty folder"
+        downloads = False
+
+        def provide(self, folder, *, size=None, progress=True):
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+
+    with pytest.raises(AssertionError, match="no 'description'"):
+        check_source(NoDescription(), tmp_path)
+    with pytest.raises(AssertionError, match="without files"):
+        check_source(MakesNothing(), tmp_path)
 
 
 def test_a_generator_that_needs_more_than_its_multiple_declares_min_size(p2pkit_registry):

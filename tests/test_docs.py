@@ -40,13 +40,13 @@ NOT_IN_API_REFERENCE = {
     "p2pkit.cli.*": "the command line, documented in docs/cli.md",
     "p2pkit.recipe_files": "entry-point targets that locate the shipped recipe files",
     "p2pkit.models": "re-exports names documented under p2pkit.models.*",
-    "p2pkit.data": "an empty package",
+    "p2pkit.data": "re-exports names documented under p2pkit.data.*",
     "p2pkit.engine": "an empty package",
     "p2pkit.evaluation": "an empty package",
 }
 
 # Packages documented as one page section: their __init__ re-exports their modules' names.
-DOCUMENTED_AS_PACKAGE = ("p2pkit.engine.checkpoint", "p2pkit.inference")
+DOCUMENTED_AS_PACKAGE = ("p2pkit.config", "p2pkit.engine.checkpoint", "p2pkit.inference")
 
 ROLE = re.compile(r":(?:class|mod|meth|func|attr|data|exc|obj|const|ref):`[^`]+`")
 

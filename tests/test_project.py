@@ -44,3 +44,25 @@ def test_code_is_ruff_clean():
     for args in (["check", "."], ["format", "--check", "."]):
         out = subprocess.run([ruff, *args], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+# A module this long holds more than one thing unless its docstring says why it is one.
+LONG_MODULE_LINES = 400
+WHY_LONG = "Why this module is long:"
+
+
+def test_long_modules_state_why_they_are_one_module():
+    import ast
+
+    unexplained = []
+    for path in sorted((ROOT / "p2pkit").rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") <= LONG_MODULE_LINES:
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if WHY_LONG not in docstring:
+            unexplained.append(f"{path.relative_to(ROOT)} ({text.count(chr(10))} lines)")
+    assert not unexplained, (
+        f"modules over {LONG_MODULE_LINES} lines: split them along their sections, or add a "
+        f"paragraph starting {WHY_LONG!r} to the module docstring: {unexplained}"
+    )

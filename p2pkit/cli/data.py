@@ -1,4 +1,4 @@
-"""``p2pkit data download | combine | synth | edges``."""
+"""``p2pkit data download | get | combine | synth | edges``."""
 
 from __future__ import annotations
 
@@ -46,12 +46,59 @@ def download_command(
 ) -> None:
     """Download an official pix2pix dataset NAME (resumable, checked, safely unpacked)."""
     from p2pkit.data.download import data_home, download
+    from p2pkit.errors import DataError
+    from p2pkit.registry import get_registry
 
+    if name not in DATASETS and "://" not in name and name in get_registry("sources"):
+        raise DataError(
+            f"{name} is a data source with no archive of its own here; get it with "
+            f"`p2pkit data get {name}`"
+        )
     if dest is None:
         dest = data_home()
     path = download(
         name, dest, url=url, sha256=sha256, extract=not no_extract, timeout=timeout, progress=True
     )
+    click.echo(f"{name}: ready in {path}")
+
+
+@data_group.command(
+    "get",
+    epilog=(
+        "Examples:\n\n"
+        "  p2pkit data get synth --size 64\n\n"
+        "  p2pkit data get facades --to /scratch/datasets\n\n"
+        "Sources: p2pkit list sources."
+    ),
+)
+@click.argument("name")
+@click.option(
+    "--to",
+    "dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Folder that receives the dataset as DIR/NAME. Default: the data home, ${DATA_HOME_ENV} "
+    "if set, else ./data, where a recipe whose data.source is NAME finds it.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(16),
+    help="Image size for a source that generates its images (synth: the side of each half; "
+    "default: the source's own, 128 for synth). Downloads ignore it.",
+)
+def get_command(name: str, dest: Path | None, size: int | None) -> None:
+    """Provide the dataset of the registered data source NAME (download or generate it)."""
+    from p2pkit.data.download import data_home
+    from p2pkit.data.sources import find_source, short_name
+    from p2pkit.errors import RegistryError
+    from p2pkit.registry import get_registry
+
+    source = find_source(name)
+    if source is None:
+        # The registry's message lists the known sources, with close matches.
+        get_registry("sources").get(name)
+        raise RegistryError(f"unknown data source '{name}'")  # pragma: no cover
+    folder = (data_home() if dest is None else dest) / short_name(name)
+    path = source.provide(folder, size=size, progress=True)
     click.echo(f"{name}: ready in {path}")
 
 

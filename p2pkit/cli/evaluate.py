@@ -59,11 +59,33 @@ def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--metrics",
-            default="l1,psnr,ssim",
+            default="l1,psnr,ssim,sharpness",
             show_default=True,
             metavar="NAME,...",
             help="Per-image metrics to score, comma-separated names of the metrics registry "
             "(`p2pkit list metrics`), a plugin's included.",
+        ),
+        click.option(
+            "--realism",
+            type=click.Choice(["unconditional", "conditional", "both", "off"]),
+            default="unconditional",
+            show_default=True,
+            help="Real-vs-generated test (Table 4 without people): the judge sees the outputs "
+            "alone (unconditional), (input, output) pairs (conditional), both, or nothing.",
+        ),
+        click.option(
+            "--judge",
+            default="c2st",
+            show_default=True,
+            help="Registered judge for --realism (see `p2pkit list judges`).",
+        ),
+        click.option(
+            "--judge-option",
+            "judge_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="An option of the judge, e.g. steps=300, crop_size=64, folds=5, seed=1 "
+            "(repeatable).",
         ),
         click.option(
             "--fid-weights",
@@ -101,6 +123,26 @@ def _metric_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _judge_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--judge-option KEY=VALUE`` as keywords; a value is read as a TOML literal (a number,
+    ``true``/``false``, a quoted string), else kept as text."""
+    import tomllib
+
+    from p2pkit.errors import ConfigError
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"--judge-option {pair!r}: write KEY=VALUE, e.g. steps=300")
+        try:
+            value: Any = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        options[key.strip()] = value
+    return options
+
+
 def _settings(**kw: Any) -> Any:
     from p2pkit.errors import ConfigError
     from p2pkit.evaluation.evaluate import EvaluationSettings
@@ -125,6 +167,9 @@ def _settings(**kw: Any) -> Any:
         max_images=kw["max_images"],
         device=kw["device"],
         fid_weights=None if kw["fid_weights"] is None else str(kw["fid_weights"]),
+        realism=kw["realism"],
+        judge=kw["judge"],
+        judge_options=_judge_options(kw["judge_options"]),
     )
 
 
@@ -157,9 +202,9 @@ def _print_summary(result: dict[str, Any]) -> None:
 )
 @evaluation_options
 def evaluate_command(checkpoint: Path, data: Path | None, out: Path | None, **kw: Any) -> None:
-    """Translate a split with CHECKPOINT and score it: L1, PSNR, SSIM, Lab colour
-    histograms and, for labels -> photo tasks, the FCN-score. Writes metrics.json and
-    an HTML page (index.html) next to it."""
+    """Translate a split with CHECKPOINT and score it: L1, PSNR, SSIM, sharpness, Lab colour
+    histograms, realism (a real-vs-generated classifier) and, for labels -> photo tasks, the
+    FCN-score. Writes metrics.json and an HTML page (index.html) next to it."""
     from p2pkit.evaluation.evaluate import evaluate_checkpoint
 
     progress = not kw.pop("no_progress")

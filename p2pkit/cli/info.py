@@ -182,7 +182,7 @@ def plugins_list(fmt: str) -> None:
 
 
 # Kinds whose components p2pkit.testing can check without data; the others are only imported.
-CHECKED_KINDS = ("generators", "discriminators", "objectives", "tasks", "recipes")
+CHECKED_KINDS = ("generators", "discriminators", "objectives", "tasks", "recipes", "sources")
 
 
 def _narrow(kind: str, key: str) -> dict[str, int]:
@@ -209,6 +209,14 @@ def _check_component(info: ComponentInfo) -> None:
         testing.check_task(registry.create(key))
     elif info.kind == "recipes":
         testing.check_recipe(key)
+    elif info.kind == "sources":
+        import tempfile
+
+        # A source that makes its data locally is run once, small; a download is not.
+        accepted = registry.options(key)
+        small = {option: 2 for option in ("n_train", "n_val") if option in accepted}
+        with tempfile.TemporaryDirectory(prefix="p2pkit-check-") as folder:
+            testing.check_source(registry.create(key, **small), folder, size=32)
 
 
 def _plugin_components(distribution: str | None) -> list[ComponentInfo]:
@@ -376,3 +384,9 @@ def recipes_show(name: str, overrides: tuple[str, ...]) -> None:
     is_file = Path(name).suffix == ".toml" or Path(name).is_file()
     recipe = load_recipe(name, overrides, components=bool(overrides) or is_file)
     click.echo(recipe_to_toml(recipe), nl=False)
+
+
+# `plugins new` lives in its own module; it joins the group here, where the group is made.
+from p2pkit.cli.new import plugins_new  # noqa: E402
+
+plugins_group.add_command(plugins_new)

@@ -243,12 +243,19 @@ def _launch(nproc: int, args: list[str]) -> None:
 
 
 def _recipe_name(recipe_ref: str | Path) -> str:
-    """The run name a new run of ``recipe_ref`` gets: the TOML's ``name``, else its stem."""
-    from p2pkit.config import tomllib
+    """The run name a new run of ``recipe_ref`` gets: the TOML's ``name``, else its stem;
+    for a registered recipe, its own ``name``, else the name without a ``distribution:``."""
+    from p2pkit.config import recipe_toml, tomllib
+    from p2pkit.errors import P2PKitError
 
     path = Path(recipe_ref)
     if path.suffix != ".toml":
-        return str(recipe_ref)
+        short = str(recipe_ref).partition(":")[2] or str(recipe_ref)
+        try:
+            name = recipe_toml(str(recipe_ref)).get("name")
+        except (P2PKitError, OSError, tomllib.TOMLDecodeError):
+            name = None  # reported when the run's own recipe.toml is read
+        return name if isinstance(name, str) and name else short
     try:
         name = tomllib.loads(path.read_text()).get("name")
     except (OSError, tomllib.TOMLDecodeError):

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     "translate",
     epilog=(
         "Examples:\n\n"
-        "  p2pkit translate runs/synth-facades photos/ --out translated/\n\n"
-        "  p2pkit translate runs/facades ../shared/datasets/facades/val --layout aligned "
-        "--out val_out/ --batch-size 8"
+        "  p2pkit translate runs/synth-facades photos/ --layout single --out translated/\n\n"
+        "  p2pkit translate runs/facades ../shared/datasets/facades/val --out val_out/ "
+        "--batch-size 8"
     ),
 )
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
@@ -36,11 +36,14 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--layout",
-    type=click.Choice(["single", "aligned"]),
+    metavar="NAME",
     default="single",
     show_default=True,
-    help="single: each file is an input. aligned: each file is an A|B pair and the "
-    "checkpoint's direction picks the input half; the other half is saved as the target.",
+    help="The dataset layout that reads each input file. single: the file is one input "
+    "image. aligned: an A|B file; the checkpoint's direction picks the input half and the "
+    "other half is the target. paired: a file of an A/ or B/ folder, read with its "
+    "same-named partner of the other folder. Any registered layout that can read single "
+    "files works, a plugin's included.",
 )
 @click.option(
     "--batch-size", default=1, show_default=True, type=click.IntRange(1), help="Images per batch."
@@ -66,10 +69,26 @@ if TYPE_CHECKING:
 @weights_option()
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option(
+    "--engine",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default="torch",
+    show_default=True,
+    help="torch: the checkpoint's network, BatchNorm folded into its convolutions in eval mode. "
+    'onnxruntime: the file written by p2pkit export (needs pip install "p2pkit[onnx]"); '
+    "same outputs to float rounding, eval mode only.",
+)
+@click.option(
+    "--onnx",
+    "onnx_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The ONNX file for --engine onnxruntime. Default: generator.onnx in the run folder, "
+    "where p2pkit export writes it, if it was exported from the checkpoint and weights used.",
+)
+@click.option(
     "--save-triplets",
     is_flag=True,
-    help="Also save input | output | target strips (target only with --layout aligned), in "
-    "OUT/triplets under the output's name.",
+    help="Also save input | output | target strips (the target when the layout stores one, "
+    "as aligned and paired do), in OUT/triplets under the output's name.",
 )
 @click.option(
     "--skip-bad",
@@ -89,6 +108,8 @@ def translate_command(
     paper_protocol: bool,
     weights: str,
     device: str,
+    engine: str,
+    onnx_file: Path | None,
     save_triplets: bool,
     skip_bad: bool,
 ) -> None:
@@ -97,13 +118,19 @@ def translate_command(
     CHECKPOINT is a run folder (its latest checkpoint) or a checkpoint folder. The
     network, its options and the task are read from the checkpoint itself. Any image
     size works: inputs are padded to the network's multiple, translated fully
-    convolutionally and cropped back. Every input is read and checked before the
-    first output is written.
+    convolutionally and cropped back. Each file is read by a dataset layout: single
+    (each file is one input image) unless --layout names another, such as aligned for
+    A|B files or a plugin's layout. Every input is read and checked before the first
+    output is written.
+
+    With --engine onnxruntime the generator is the ONNX file of p2pkit export; the
+    checkpoint still gives the task, the direction and the channels.
     """
     from rich.progress import Progress
 
     from p2pkit.data.images import write_image
     from p2pkit.engine.grids import save_grid
+    from p2pkit.errors import ConfigError
     from p2pkit.inference import (
         check_inputs,
         expand_inputs,
@@ -112,16 +139,33 @@ def translate_command(
         translate_files,
     )
 
+    if engine == "onnxruntime" and paper_protocol:
+        raise ConfigError(
+            "--paper-protocol cannot run with --engine onnxruntime: the paper's test-time "
+            "protocol keeps dropout on and normalises with each test batch's statistics, which "
+            "an exported eval-mode graph does not have; use --engine torch"
+        )
+    if onnx_file is not None and engine != "onnxruntime":
+        raise ConfigError(f"--onnx {onnx_file} is used only with --engine onnxruntime; add it")
+    if engine == "onnxruntime":
+        from p2pkit.inference.onnx import require_onnx
+
+        require_onnx("--engine onnxruntime", runtime_only=True)
     # The command's first argument is checked first: a wrong checkpoint or --weights is
-    # named before anything about the inputs.
-    model = load_trained(checkpoint, device, weights)
+    # named before anything about the inputs. In eval mode the torch engine runs a copy with
+    # BatchNorm folded into the convolutions; the paper's protocol needs the layers as trained.
+    model = load_trained(checkpoint, device, weights, fold=engine == "torch" and not paper_protocol)
+    if engine == "onnxruntime":
+        from p2pkit.inference.onnx import with_onnx_engine
+
+        model = with_onnx_engine(model, onnx_file)
     files = expand_inputs(list(inputs))
     plan = dict(zip(files, plan_outputs(files, out, triplets=save_triplets), strict=True))
     with Progress(console=error_console(), transient=True) as progress:
         bar = progress.add_task("checking", total=len(files))
         problems = check_inputs(model, files, layout, advance=lambda: progress.advance(bar))
     if problems:
-        _report_bad_inputs(problems, len(files), skip_bad)
+        _report_bad_inputs(problems, len(files), skip_bad, layout)
         bad = {problem.path for problem in problems}
         files = [path for path in files if path not in bad]
     out.mkdir(parents=True, exist_ok=True)
@@ -149,21 +193,26 @@ def translate_command(
     click.echo(f"translated {len(files)} image(s) into {out}{skipped}")
 
 
-def _report_bad_inputs(problems: list[Problem], total: int, skip_bad: bool) -> None:
+def _report_bad_inputs(problems: list[Problem], total: int, skip_bad: bool, layout: str) -> None:
     """Raise one error listing every unusable input, or with ``skip_bad`` warn once."""
     from p2pkit.data.preflight import listing
     from p2pkit.errors import DataError
 
-    lines = [p.line() for p in problems]
+    shown = listing([p.line() for p in problems])
+    if layout != "single":
+        # The files may not be stored the way the layout reads them: say how they were read.
+        shown += (
+            f"\n(each file was read as the {layout} layout stores a row; "
+            "--layout single reads it as one image)"
+        )
     if not skip_bad:
         raise DataError(
             f"{len(problems)} of {total} input(s) cannot be used, so nothing was written (fix "
-            f"them, or pass --skip-bad to translate the rest):\n{listing(lines)}"
+            f"them, or pass --skip-bad to translate the rest):\n{shown}"
         )
     if len(problems) == total:
-        raise DataError(f"none of the {total} input(s) can be used; fix them:\n{listing(lines)}")
+        raise DataError(f"none of the {total} input(s) can be used; fix them:\n{shown}")
     click.echo(
-        f"warning: skipping {len(problems)} of {total} input(s) that cannot be used:\n"
-        + listing(lines),
+        f"warning: skipping {len(problems)} of {total} input(s) that cannot be used:\n{shown}",
         err=True,
     )

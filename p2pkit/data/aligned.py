@@ -6,9 +6,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from p2pkit.data.base import ImageDataset, check_options, list_folder, load, resolve_folder
+from p2pkit.data.base import ImageDataset, list_folder, load, read_sample, resolve_folder
 from p2pkit.data.decode import Header, ImageProblem
+from p2pkit.data.options import DatasetOptions, reads_files
 from p2pkit.data.store import Layout, Sample
 
 
@@ -29,33 +31,45 @@ def _halves(swap: bool, sample: Sample, pixels: list[np.ndarray]) -> list[np.nda
     return [right, left] if swap else [left, right]
 
 
-def aligned(
-    root: str | Path,
-    *,
-    split: str | None = "train",
-    direction: str = "AtoB",
-    in_channels: int = 3,
-    out_channels: int = 3,
-    resize_to: int | tuple[int, int] | None = None,
-    min_size: int = 0,
-    skip_bad: bool = False,
-    cache_dir: str | Path | None = None,
-    max_images: int | None = None,
-) -> ImageDataset:
-    """Load a folder of side-by-side A|B files (facades, maps, cityscapes...).
+def _sample(path: Path, swap: bool) -> Sample:
+    parts = ("right half (B) ", "left half (A) ") if swap else ("left half (A) ", "right half (B) ")
+    return Sample(path, (path,), ((path, parts[0]), (path, parts[1])))
+
+
+def _layout(swap: bool) -> Layout:
+    return Layout("aligned", _side_size, partial(_halves, swap))
+
+
+def read_aligned_file(path: Path, options: DatasetOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read one A|B file as its two sides, the input side first.
 
     Args:
-        root: Dataset folder; ``root/<split>`` is used when it exists.
-        split: Subfolder to read, e.g. "train" or "val"; None reads ``root`` itself.
-        direction: "AtoB" (A is the network input) or "BtoA".
-        in_channels: Channels of the input side ``a`` (1 or 3).
-        out_channels: Channels of the target side ``b`` (1 or 3).
-        resize_to: Size (int or (height, width)) each half is resized to; needed when the
-            files differ in size.
-        min_size: Smallest height or width a half may have, e.g. the crop size.
-        skip_bad: Skip unusable files with one warning instead of raising.
-        cache_dir: Folder for a memory-mapped cache of the decoded stacks.
-        max_images: Read only the first files, in natural order.
+        path: The side-by-side file; its width must be twice its height.
+        options: ``direction``, ``in_channels``, ``out_channels`` and ``resize_to`` apply.
+
+    Returns:
+        ``(a, b)``: float32 (in_channels, H, W) and (out_channels, H, W) in [-1, 1], ``a`` the
+        network input (the right half for ``BtoA``).
+
+    Raises:
+        ImageProblem: The file cannot be used; the message leaves the path out.
+    """
+    channels = (options.in_channels, options.out_channels)
+    sample = _sample(Path(path), options.swap)
+    a, b = read_sample(sample, _layout(options.swap), channels, options.resize_to)
+    return a, b
+
+
+@reads_files(read_aligned_file)
+def aligned(options: DatasetOptions) -> ImageDataset:
+    """Load a folder of side-by-side A|B files (facades, maps, cityscapes...).
+
+    ``root/<split>`` (or ``root``) holds one file per row, A on the left half and B on the
+    right; every option of [`DatasetOptions`][p2pkit.data.options.DatasetOptions] applies. Its
+    per-file read is [`read_aligned_file`][p2pkit.data.aligned.read_aligned_file].
+
+    Args:
+        options: What to load; ``resize_to`` and ``min_size`` apply to each half.
 
     Returns:
         Dataset with ``a`` (N, in_channels, H, W) and ``b`` (N, out_channels, H, W), integer
@@ -64,21 +78,8 @@ def aligned(
     Raises:
         DataError: Missing or empty folder, or unusable files (all listed in one message).
     """
-    check_options(direction, (in_channels, out_channels), max_images, min_size)
-    folder = resolve_folder(root, split)
-    files = list_folder(folder)[:max_images]
-    swap = direction == "BtoA"
-    parts = ("right half (B) ", "left half (A) ") if swap else ("left half (A) ", "right half (B) ")
-    samples = [Sample(path, (path,), ((path, parts[0]), (path, parts[1]))) for path in files]
-    return load(
-        folder,
-        samples,
-        Layout("aligned", _side_size, partial(_halves, swap)),
-        (in_channels, out_channels),
-        direction=direction,
-        resize_to=resize_to,
-        min_size=min_size,
-        skip_bad=skip_bad,
-        cache_dir=cache_dir,
-        max_images=max_images,
-    )
+    folder = resolve_folder(options.root, options.split)
+    files = list_folder(folder)[: options.max_images]
+    samples = [_sample(path, options.swap) for path in files]
+    channels = (options.in_channels, options.out_channels)
+    return load(folder, samples, _layout(options.swap), channels, options)

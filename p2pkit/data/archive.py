@@ -18,6 +18,10 @@
 also passes before it trusts a new archive's digest. The message helpers ``_fmt_bytes``,
 ``_no_space`` and ``_one_line`` are shared with the download module, which words its errors the
 same way.
+
+Why this module is long: the judgement (which members are safe, what fits) and the extraction
+that acts on it must agree member by member; kept together, a change to one rule is read next to
+the code that relies on it.
 """
 
 from __future__ import annotations

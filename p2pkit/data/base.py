@@ -3,7 +3,8 @@
 A dataset is a plain in-memory (or memory-mapped) object: every image is decoded once into one
 integer stack per side, and a batch is an index select. Layout modules
 ([`aligned`][p2pkit.data.aligned], [`paired`][p2pkit.data.paired], [`single`][p2pkit.data.single])
-only decide which files form a row and how they split into sides.
+only decide which files form a row and how they split into sides;
+[`read_sample`][p2pkit.data.base.read_sample] reads one row on its own for their per-file reads.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from p2pkit.config import DIRECTIONS
 from p2pkit.data.cache import DiskCache
-from p2pkit.data.images import IMAGE_EXTENSIONS, is_image_file, list_images
+from p2pkit.data.decode import Header, ImageProblem, decode, fit_channels
+from p2pkit.data.images import IMAGE_EXTENSIONS, is_image_file, list_images, to_float
+from p2pkit.data.options import DatasetOptions
 from p2pkit.data.preflight import Problem
-from p2pkit.data.store import Layout, Sample, as_size, build
-from p2pkit.errors import ConfigError, DataError
+from p2pkit.data.store import Layout, Sample, _resize, as_size, build
+from p2pkit.errors import DataError
 
 logger = logging.getLogger("p2pkit.data")
 
@@ -151,38 +154,13 @@ def list_folder(folder: Path) -> list[Path]:
     return images
 
 
-def check_options(
-    direction: str, channels: Sequence[int], max_images: int | None, min_size: int
-) -> None:
-    """Reject option values that no dataset could satisfy.
-
-    Raises:
-        ConfigError: A value is out of range; the message names the key.
-    """
-    if direction not in DIRECTIONS:
-        allowed = " or ".join(f"'{d}'" for d in DIRECTIONS)
-        raise ConfigError(f"data.direction must be {allowed}, not {direction!r}")
-    for name, count in zip(("in_channels", "out_channels"), channels, strict=False):
-        if count not in (1, 3):
-            raise ConfigError(f"dataset option {name} must be 1 or 3, not {count!r}")
-    if max_images is not None and max_images < 1:
-        raise ConfigError(f"data.max_images must be a positive number or unset, not {max_images}")
-    if min_size < 0:
-        raise ConfigError(f"dataset option min_size must be 0 or more, not {min_size}")
-
-
 def load(
     folder: Path,
     samples: Sequence[Sample],
     layout: Layout,
     channels: Sequence[int],
+    options: DatasetOptions,
     *,
-    direction: str,
-    resize_to: int | Sequence[int] | None,
-    min_size: int,
-    skip_bad: bool,
-    cache_dir: str | Path | None,
-    max_images: int | None,
     noun: str = "files",
     known: Sequence[Problem] = (),
 ) -> ImageDataset:
@@ -190,9 +168,12 @@ def load(
     [`ImageDataset`][p2pkit.data.base.ImageDataset].
 
     ``channels`` lists the channel count of each side after the direction swap: (in, out) for
-    two sides, (in,) for one.
+    two sides, (in,) for one. Of ``options``, the direction (for the cache key), ``resize_to``,
+    ``min_size``, ``skip_bad``, ``cache_dir`` and ``max_images`` apply here.
     """
     label = str(folder)
+    direction, resize_to, min_size = options.direction, options.resize_to, options.min_size
+    skip_bad, cache_dir, max_images = options.skip_bad, options.cache_dir, options.max_images
     cache = None
     if cache_dir is not None:
         settings = {
@@ -233,3 +214,61 @@ def load(
     paths = [folder / name for name in stacks.names]
     b = sides[1] if len(sides) > 1 else None
     return ImageDataset(folder, sides[0], b, paths, stacks.max_value)
+
+
+def read_sample(
+    sample: Sample,
+    layout: Layout,
+    channels: Sequence[int],
+    resize_to: int | Sequence[int] | None = None,
+    *,
+    reported: Path | None = None,
+) -> list[torch.Tensor]:
+    """Read one row on its own, checked and split as [`load`][p2pkit.data.base.load] does.
+
+    The per-file read of the built-in layouts: the same decoding, geometry check, side split
+    and channel fitting as loading a whole folder, for one sample.
+
+    Args:
+        sample: The files behind the row.
+        layout: How they map to sides.
+        channels: Channel count (1 or 3) of each side, in side order.
+        resize_to: Size (int or (height, width)) every side is resized to; None keeps it.
+        reported: The file the caller names in messages (default ``sample.path``); a problem
+            with another file of the sample is said to be its partner's.
+
+    Returns:
+        One float32 tensor (C, H, W) in [-1, 1] per side, in side order.
+
+    Raises:
+        ImageProblem: A file cannot be used; the message leaves out the reported path.
+    """
+    reported = reported or sample.path
+
+    def problem(path: Path, why: object) -> ImageProblem:
+        if path == reported:
+            return ImageProblem(str(why))
+        return ImageProblem(f"has a partner {path.parent.name}/{path.name} that {why}")
+
+    pixels = []
+    for path in sample.files:
+        try:
+            pixels.append(decode(path))
+        except ImageProblem as why:
+            raise problem(path, why) from None
+    headers = [Header(p.shape[1], p.shape[0], 16 if p.dtype == np.uint16 else 8) for p in pixels]
+    layout.side_size(sample, headers)
+    sides = []
+    for array, wanted, (path, part) in zip(
+        layout.split(sample, pixels), channels, sample.sides, strict=True
+    ):
+        try:
+            array, _ = fit_channels(array, wanted)
+        except ImageProblem as why:
+            raise problem(path, f"{part}{why}") from None
+        if resize_to is not None and array.shape[:2] != as_size(resize_to):
+            array = _resize(array, as_size(resize_to))
+        wide = array.dtype == np.uint16
+        tensor = torch.from_numpy(array.astype(np.int32) if wide else array.copy())
+        sides.append(to_float(tensor.permute(2, 0, 1), 65535 if wide else 255))
+    return sides

@@ -31,10 +31,11 @@ What the function guarantees:
   the archive are kept, and running again resumes once space was freed.
 
 The unpacking itself lives in [`p2pkit.data.archive`][p2pkit.data.archive]; this module fetches,
-resumes, verifies and puts the unpacked dataset in place. It is longer than most modules because
-those steps are one protocol over the same files (``.part``, ``.sha256``, ``.bad``,
-``.corrupt``): what each step does and says depends on what the others leave behind, so they are
-read together; the dataset table is most of the rest.
+resumes, verifies and puts the unpacked dataset in place.
+
+Why this module is long: those steps are one protocol over the same files (``.part``,
+``.sha256``, ``.bad``, ``.corrupt``): what each step does and says depends on what the others
+leave behind, so they are read together; the dataset table is most of the rest.
 """
 
 from __future__ import annotations

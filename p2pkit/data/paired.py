@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from p2pkit.data.base import ImageDataset, check_options, list_folder, load, resolve_folder
+from p2pkit.data.base import ImageDataset, list_folder, load, read_sample, resolve_folder
 from p2pkit.data.decode import Header, ImageProblem
-from p2pkit.data.images import natural_key
+from p2pkit.data.images import is_image_file, natural_key
+from p2pkit.data.options import DatasetOptions, reads_files
 from p2pkit.data.preflight import Problem
 from p2pkit.data.store import Layout, Sample
 from p2pkit.errors import DataError
@@ -43,37 +46,81 @@ def _by_stem(files: list[Path]) -> tuple[dict[str, Path], list[Problem]]:
     return found, clashes
 
 
-def paired(
-    root: str | Path,
-    *,
-    split: str | None = "train",
-    direction: str = "AtoB",
-    in_channels: int = 3,
-    out_channels: int = 3,
-    resize_to: int | tuple[int, int] | None = None,
-    min_size: int = 0,
-    skip_bad: bool = False,
-    cache_dir: str | Path | None = None,
-    max_images: int | None = None,
-) -> ImageDataset:
-    """Load ``A/`` and ``B/`` folders whose files pair up by name (LLVIP, custom data...).
+def _pair(first: Path, second: Path) -> Sample:
+    return Sample(first, (first, second), ((first, ""), (second, "")))
 
-    Files pair up by name without extension (``A/7.png`` with ``B/7.jpg``). ``paths`` are the
-    files of the input side ``a``.
+
+_LAYOUT = Layout("paired", _side_size, _same)
+
+
+def _partner(path: Path, side: str) -> Path:
+    """The file of folder ``side`` (``A`` or ``B``) next to ``path``'s folder with its stem."""
+    folder = path.parent.parent / side
+    if path.parent.name == side:
+        return path
+    found = (
+        [
+            p
+            for p in folder.glob(f"{glob.escape(path.stem)}.*")
+            if p.stem == path.stem and is_image_file(p)
+        ]
+        if folder.is_dir()
+        else []
+    )
+    if not found:
+        raise ImageProblem(
+            f"has no partner: {side}/ holds no image named {path.stem}.*; add it, or read the "
+            "file as one image (the single layout)"
+        )
+    if len(found) > 1:
+        names = ", ".join(sorted(p.name for p in found))
+        raise ImageProblem(f"has more than one partner in {side}/ ({names}); keep only one")
+    return found[0]
+
+
+def read_paired_file(path: Path, options: DatasetOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read one pair, named by either of its files (``A/7.png`` or ``B/7.jpg``).
+
+    The partner is the image of the other folder (``A/`` or ``B/``, next to the file's) with
+    the same name without extension, as when loading a folder.
 
     Args:
-        root: Dataset folder; ``root/<split>`` is used when it exists. It must contain ``A/``
-            and ``B/``.
-        split: Subfolder to read, e.g. "train" or "test"; None reads ``root`` itself.
-        direction: "AtoB" (A is the network input) or "BtoA".
-        in_channels: Channels of the input side ``a`` (1 or 3).
-        out_channels: Channels of the target side ``b`` (1 or 3).
-        resize_to: Size (int or (height, width)) every image is resized to; needed when pairs
-            differ in size.
-        min_size: Smallest height or width an image may have, e.g. the crop size.
-        skip_bad: Skip unusable pairs with one warning instead of raising.
-        cache_dir: Folder for a memory-mapped cache of the decoded stacks.
-        max_images: Read only the first names, in natural order.
+        path: A file in a folder named ``A`` or ``B``.
+        options: ``direction``, ``in_channels``, ``out_channels`` and ``resize_to`` apply.
+
+    Returns:
+        ``(a, b)``: float32 (in_channels, H, W) and (out_channels, H, W) in [-1, 1], ``a`` the
+        network input (the ``B/`` file for ``BtoA``).
+
+    Raises:
+        ImageProblem: The file is not in ``A/`` or ``B/``, has no partner, or cannot be used;
+            the message leaves the path out.
+    """
+    path = Path(path)
+    if path.parent.name not in ("A", "B"):
+        raise ImageProblem(
+            "is not in a folder named A or B; the paired layout reads A/NAME with B/NAME "
+            "(read a lone image with the single layout)"
+        )
+    a_file, b_file = _partner(path, "A"), _partner(path, "B")
+    first, second = (b_file, a_file) if options.swap else (a_file, b_file)
+    channels = (options.in_channels, options.out_channels)
+    a, b = read_sample(_pair(first, second), _LAYOUT, channels, options.resize_to, reported=path)
+    return a, b
+
+
+@reads_files(read_paired_file)
+def paired(options: DatasetOptions) -> ImageDataset:
+    """Load ``A/`` and ``B/`` folders whose files pair up by name (LLVIP, custom data...).
+
+    ``root/<split>`` (or ``root``) must contain ``A/`` and ``B/``. Files pair up by name
+    without extension (``A/7.png`` with ``B/7.jpg``). ``paths`` are the files of the input side
+    ``a``. Every option of [`DatasetOptions`][p2pkit.data.options.DatasetOptions] applies;
+    ``max_images`` counts names in natural order. The per-file read is
+    [`read_paired_file`][p2pkit.data.paired.read_paired_file].
+
+    Args:
+        options: What to load.
 
     Returns:
         Dataset with ``a`` (N, in_channels, H, W) and ``b`` (N, out_channels, H, W), integer
@@ -82,8 +129,7 @@ def paired(
     Raises:
         DataError: Missing folders, or unusable pairs (all listed in one message).
     """
-    check_options(direction, (in_channels, out_channels), max_images, min_size)
-    folder = resolve_folder(root, split)
+    folder = resolve_folder(options.root, options.split)
     for name in ("A", "B"):
         if not (folder / name).is_dir():
             raise DataError(
@@ -92,7 +138,7 @@ def paired(
             )
     a_files, a_clashes = _by_stem(list_folder(folder / "A"))
     b_files, b_clashes = _by_stem(list_folder(folder / "B"))
-    stems = sorted(a_files.keys() | b_files.keys(), key=natural_key)[:max_images]
+    stems = sorted(a_files.keys() | b_files.keys(), key=natural_key)[: options.max_images]
     samples, known = [], [*a_clashes, *b_clashes]
     for stem in stems:
         a, b = a_files.get(stem), b_files.get(stem)
@@ -106,19 +152,6 @@ def paired(
                 )
             )
             continue
-        first, second = (b, a) if direction == "BtoA" else (a, b)
-        samples.append(Sample(first, (first, second), ((first, ""), (second, ""))))
-    return load(
-        folder,
-        samples,
-        Layout("paired", _side_size, _same),
-        (in_channels, out_channels),
-        direction=direction,
-        resize_to=resize_to,
-        min_size=min_size,
-        skip_bad=skip_bad,
-        cache_dir=cache_dir,
-        max_images=max_images,
-        noun="pairs",
-        known=known,
-    )
+        samples.append(_pair(b, a) if options.swap else _pair(a, b))
+    channels = (options.in_channels, options.out_channels)
+    return load(folder, samples, _LAYOUT, channels, options, noun="pairs", known=known)

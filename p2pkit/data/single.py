@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from p2pkit.data.base import ImageDataset, check_options, list_folder, load, resolve_folder
+from p2pkit.data.base import ImageDataset, list_folder, load, read_sample, resolve_folder
 from p2pkit.data.decode import Header
+from p2pkit.data.options import DatasetOptions, reads_files
 from p2pkit.data.store import Layout, Sample
 
 
@@ -23,33 +25,39 @@ def _whole(sample: Sample, pixels: list[np.ndarray]) -> list[np.ndarray]:
     return pixels
 
 
-def single(
-    root: str | Path,
-    *,
-    split: str | None = "train",
-    direction: str = "AtoB",
-    in_channels: int = 3,
-    out_channels: int = 3,
-    resize_to: int | tuple[int, int] | None = None,
-    min_size: int = 0,
-    skip_bad: bool = False,
-    cache_dir: str | Path | None = None,
-    max_images: int | None = None,
-) -> ImageDataset:
-    """Load a folder of images as one side.
+_LAYOUT = Layout("single", _side_size, _whole)
+
+
+def read_single_file(path: Path, options: DatasetOptions) -> tuple[torch.Tensor, None]:
+    """Read one image as the input side.
 
     Args:
-        root: Image folder; ``root/<split>`` is used when it exists.
-        split: Subfolder to read; None reads ``root`` itself.
-        direction: Accepted for a uniform signature and ignored (there is one side).
-        in_channels: Channels of ``a`` (1 or 3).
-        out_channels: Accepted for a uniform signature and ignored.
-        resize_to: Size (int or (height, width)) every image is resized to; needed when the
-            images differ in size.
-        min_size: Smallest height or width an image may have.
-        skip_bad: Skip unusable files with one warning instead of raising.
-        cache_dir: Folder for a memory-mapped cache of the decoded stack.
-        max_images: Read only the first files, in natural order.
+        path: The image.
+        options: ``in_channels`` and ``resize_to`` apply.
+
+    Returns:
+        ``(a, None)``: ``a`` float32 (in_channels, H, W) in [-1, 1]; there is no target side.
+
+    Raises:
+        ImageProblem: The file cannot be used; the message leaves the path out.
+    """
+    path = Path(path)
+    sample = Sample(path, (path,), ((path, ""),))
+    (a,) = read_sample(sample, _LAYOUT, (options.in_channels,), options.resize_to)
+    return a, None
+
+
+@reads_files(read_single_file)
+def single(options: DatasetOptions) -> ImageDataset:
+    """Load a folder of images as one side.
+
+    ``root/<split>`` (or ``root``) holds one image per row. ``direction`` and
+    ``out_channels`` do not apply (there is one side); the other options of
+    [`DatasetOptions`][p2pkit.data.options.DatasetOptions] do. The per-file read is
+    [`read_single_file`][p2pkit.data.single.read_single_file].
+
+    Args:
+        options: What to load.
 
     Returns:
         Dataset with ``a`` (N, in_channels, H, W), an integer tensor, and ``b`` None.
@@ -57,20 +65,8 @@ def single(
     Raises:
         DataError: Missing or empty folder, or unusable files (all listed in one message).
     """
-    del direction, out_channels
-    check_options("AtoB", (in_channels,), max_images, min_size)
-    folder = resolve_folder(root, split)
-    files = list_folder(folder)[:max_images]
+    folder = resolve_folder(options.root, options.split)
+    files = list_folder(folder)[: options.max_images]
     samples = [Sample(path, (path,), ((path, ""),)) for path in files]
-    return load(
-        folder,
-        samples,
-        Layout("single", _side_size, _whole),
-        (in_channels,),
-        direction="AtoB",
-        resize_to=resize_to,
-        min_size=min_size,
-        skip_bad=skip_bad,
-        cache_dir=cache_dir,
-        max_images=max_images,
-    )
+    # One side: the direction must not change the cache key.
+    return load(folder, samples, _LAYOUT, (options.in_channels,), options.replace(direction="AtoB"))

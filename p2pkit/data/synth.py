@@ -24,7 +24,7 @@ bars, pillar shading), shadows cast by sills, cornices and balconies, and only f
 is what lets a pix2pix U-Net learn labels -> photo in minutes on a CPU with sharp,
 label-aligned results: almost nothing in the photo is unpredictable from the labels.
 
-The module is longer than most because layout and renderer are one procedural model: every
+Why this module is long: layout and renderer are one procedural model: every
 texture and shadow is drawn from the geometry the layout produced, so the two are kept side by
 side, where a change to one shows what it does to the other.
 """

@@ -14,17 +14,26 @@ checkpoint stored. A checkpoint stores two things about how a run was made, once
 Everything else a reader needs (the task, the direction, the crop size) comes from the
 recipe through [`recipe_task`][p2pkit.engine.build.recipe_task] and
 [`recipe_data`][p2pkit.engine.build.recipe_data].
+
+A run folder may also hold only a generator: one imported from elsewhere
+([`p2pkit.convert.authors`][p2pkit.convert.authors]) has no discriminator, optimiser state or
+counters. Its meta says so with ``meta["contents"] = "generator"``
+([`GENERATOR_ONLY`][p2pkit.engine.build.GENERATOR_ONLY]) and is otherwise laid out as above, so
+everything that reads a trained generator reads it; only resuming training refuses it
+([`check_resumable`][p2pkit.engine.build.check_resumable]).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from p2pkit.config import ComponentConfig, DataConfig, Recipe
+from p2pkit.data.options import DatasetOptions
 from p2pkit.registry import component_spec, get_registry
 
 # The layout of a training run's checkpoint meta (``meta["format"]``): the recipe, the
@@ -32,6 +41,10 @@ from p2pkit.registry import component_spec, get_registry
 RUN_FORMAT = "p2pkit-run"
 RUN_FORMAT_VERSION = 1
 CHECKPOINT_FORMAT = f"{RUN_FORMAT}/{RUN_FORMAT_VERSION}"
+
+#: ``meta["contents"]`` of a checkpoint that holds only the generator's weights (an imported
+#: model); a training run's meta has no ``contents`` key, since it holds everything.
+GENERATOR_ONLY = "generator"
 
 # Settings that only initialised a network for training (a pretrained backbone file): the
 # checkpoint holds every weight, so a reader does not need the file.
@@ -122,6 +135,47 @@ def stored_specs(modules: Mapping[str, nn.Module]) -> dict[str, dict[str, Any]]:
     return stored
 
 
+def dataset_options(
+    data: DataConfig,
+    task: Any,
+    split: str | None,
+    *,
+    root: str | Path | None = None,
+    max_images: int | None = None,
+    resize_to: int | None = None,
+    min_size: int = 0,
+) -> DatasetOptions:
+    """The [`DatasetOptions`][p2pkit.data.options.DatasetOptions] a run reads data with.
+
+    One place turns the recipe and the task into what a layout receives, for loading a split
+    ([`build_dataset`][p2pkit.engine.build.build_dataset]) and for reading single input files
+    (``p2pkit translate``).
+
+    Args:
+        data: the recipe's data settings (direction, bad-file policy, cache).
+        task: the task, which says how many channels each side has and whether the
+            layout must provide a target side (when it need not, the direction is ``AtoB``).
+        split: the sub-folder to read (``train``, ``val``...), or None for ``root`` itself.
+        root: the dataset folder (default ``data.root``).
+        max_images: read at most this many.
+        resize_to: store the images at this size; None keeps the stored size.
+        min_size: refuse images smaller than this (a random crop must fit).
+    """
+    ch_a, ch_b = task.image_channels
+    return DatasetOptions(
+        root=Path(root if root is not None else data.root),
+        split=split,
+        direction=data.direction if task.needs_target else "AtoB",
+        in_channels=ch_a,
+        out_channels=ch_b if task.needs_target else 3,
+        resize_to=resize_to,
+        min_size=min_size,
+        skip_bad=data.skip_bad,
+        cache_dir=Path(data.cache_dir) if data.cache_dir else None,
+        max_images=max_images,
+    )
+
+
 def build_dataset(
     data: DataConfig,
     task: Any,
@@ -133,6 +187,9 @@ def build_dataset(
     min_size: int = 0,
 ) -> Any:
     """The images of one split, decoded once, in the recipe's dataset layout.
+
+    The layout ``data.dataset`` receives the
+    [`dataset_options`][p2pkit.engine.build.dataset_options] of these arguments.
 
     Args:
         data: the recipe's data settings (layout, direction, bad-file policy, cache).
@@ -148,21 +205,25 @@ def build_dataset(
     Returns:
         The layout's dataset ([`p2pkit.data.base.ImageDataset`][p2pkit.data.base.ImageDataset]):
         integer images, input side first (after the direction swap).
+
+    Raises:
+        RegistryError: the layout is unknown, or still takes the keyword options of older
+            p2pkit versions instead of one ``options``.
     """
-    ch_a, ch_b = task.image_channels
-    options: dict[str, Any] = dict(
-        root=root if root is not None else data.root,
-        split=split,
-        in_channels=ch_a,
-        resize_to=resize_to,
+    from p2pkit.errors import RegistryError
+
+    registry = get_registry("datasets")
+    if "options" not in registry.options(data.dataset):
+        raise RegistryError(
+            f"dataset layout '{data.dataset}' does not take options: p2pkit calls a layout "
+            "with one DatasetOptions value (layout(options)); update the layout's signature "
+            "(see Writing plugins, Dataset layouts)"
+        )
+    options = dataset_options(
+        data, task, split, root=root, max_images=max_images, resize_to=resize_to,
         min_size=min_size,
-        skip_bad=data.skip_bad,
-        cache_dir=data.cache_dir or None,
-        max_images=max_images,
-    )
-    if task.needs_target:
-        options.update(direction=data.direction, out_channels=ch_b)
-    return get_registry("datasets").create(data.dataset, **options)
+    )  # fmt: skip
+    return registry.create(data.dataset, options=options)
 
 
 def training_dataset_options(data: DataConfig) -> dict[str, int | None]:
@@ -202,6 +263,27 @@ def check_run_format(meta: Mapping[str, Any], where: Any) -> None:
         )
 
 
+def check_resumable(meta: Mapping[str, Any], where: Any) -> None:
+    """Refuse to resume training from a checkpoint that holds only a generator.
+
+    Args:
+        meta: a checkpoint's ``meta.json``.
+        where: the file, for the message.
+
+    Raises:
+        CheckpointError: ``meta["contents"]`` is
+            [`GENERATOR_ONLY`][p2pkit.engine.build.GENERATOR_ONLY].
+    """
+    from p2pkit.errors import CheckpointError
+
+    if meta.get("contents") == GENERATOR_ONLY:
+        raise CheckpointError(
+            f"{where}: this run holds only a generator (no discriminator, optimiser state or "
+            "counters), so training cannot resume from it; translate or evaluate with it, or "
+            "start a new run without --resume"
+        )
+
+
 def recipe_data(meta: Mapping[str, Any]) -> DataConfig:
     """The data settings a checkpoint's run was trained with (typed, unknown keys ignored)."""
     stored = (meta.get("recipe") or {}).get("data") or {}
@@ -218,6 +300,7 @@ def recipe_task(meta: Mapping[str, Any]) -> ComponentConfig:
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "GENERATOR_ONLY",
     "INIT_ONLY_OPTIONS",
     "RUN_FORMAT_VERSION",
     "build_dataset",
@@ -225,6 +308,7 @@ __all__ = [
     "build_networks",
     "build_objective",
     "build_task",
+    "check_resumable",
     "check_run_format",
     "network_specs",
     "recipe_data",

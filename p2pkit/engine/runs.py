@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from p2pkit.config import Recipe, apply_overrides, load_recipe
-from p2pkit.errors import ConfigError, DataError
+from p2pkit.errors import ConfigError
 
 
 def resolve_recipe(
@@ -36,20 +36,25 @@ def next_run_dir(out: Path, name: str) -> Path:
 def ensure_data(recipe: Recipe, *, progress: bool = True, download: bool = False) -> str | None:
     """Make sure ``recipe`` has its data, setting ``data.root`` when it was found elsewhere.
 
-    A recipe whose ``data.source`` is ``synth`` gets its dataset generated on first
-    use, so the offline default needs no step before it. Its dataset seed is always 0,
-    not ``train.seed``: runs that share the folder must see the same images whatever
-    their training seed (``p2pkit data synth --seed`` makes a different set).
+    A recipe's ``data.source`` that names a registered data source (the ``p2pkit.sources``
+    entry-point group: ``synth``, the pix2pix datasets, or a plugin's) is provided through it,
+    into ``data.root``, or into ``NAME`` in the data home (``data/NAME``, or
+    ``$P2PKIT_DATA/NAME``) when ``data.root`` is empty:
 
-    A recipe without ``data.root`` whose source is a dataset's name finds it in the data
-    home (``data/NAME``, or ``$P2PKIT_DATA/NAME``), where ``p2pkit data download NAME``
-    puts it. With ``download`` a dataset p2pkit knows is downloaded there first when it
-    is missing (into the parent of ``data.root`` when that is given). Other missing data
-    is an error that says how to get it.
+    * a source that makes its data locally (``synth``) is provided on first use, so the
+      offline default needs no step before it. ``synth`` generates at the recipe's
+      ``data.crop_size`` with dataset seed 0, not ``train.seed``: runs that share the folder
+      must see the same images whatever their training seed (``p2pkit data synth --seed``
+      makes a different set);
+    * a source that downloads is fetched only with ``download``; without it, missing data
+      is an error that says how to get it.
+
+    A folder that exists already is used as it is. Any other ``data.source`` (a description)
+    needs ``data.root``, or a folder of its name in the data home.
 
     Args:
         recipe: the resolved recipe; its ``data.root`` is set to the folder found or
-            downloaded.
+            provided.
         progress: show progress and messages while generating or downloading.
         download: download the recipe's dataset when it is missing.
 
@@ -58,60 +63,46 @@ def ensure_data(recipe: Recipe, *, progress: bool = True, download: bool = False
         when it is.
     """
     from p2pkit.config import data_folder, source_folder
-    from p2pkit.data.download import DATA_HOME_ENV, DATASETS
+    from p2pkit.data.download import DATA_HOME_ENV
+    from p2pkit.data.sources import find_source, short_name
 
     root = Path(recipe.data.root) if recipe.data.root else None
     if root is not None and root.exists():
         return None
-    if recipe.data.source == "synth":
-        if root is None:
-            raise ConfigError("data.root is empty: set it to where the synthetic set should go")
-        from p2pkit.data.synth import synthesize_facades
-
-        synthesize_facades(root, size=recipe.data.crop_size, seed=0, progress=progress)
-        return None
-    source, home = recipe.data.source, source_folder(recipe.data.source)
+    name = recipe.data.source
+    home = source_folder(short_name(name))
     found = data_folder(recipe.data)  # the one lookup evaluate and the workers use too
     if root is None and found:
         recipe.data.root = found
         return f"data: {found} (the data home; set {DATA_HOME_ENV} or pass --data-root to change)"
+    source = find_source(name)
+    target = root if root is not None else home
+    if source is not None and target is not None and (download or not source.downloads):
+        provided = source.provide(target, size=recipe.data.crop_size, progress=progress)
+        if root is not None and Path(provided) == root:
+            return None
+        recipe.data.root = str(provided)
+        how = "downloaded" if source.downloads else f"made by data source {name}"
+        return f"data: {provided} ({how})"
     if download:
-        if source not in DATASETS:
-            raise ConfigError(
-                f"--download: recipe '{recipe.name}' has data.source {source!r}, which p2pkit "
-                f"cannot download (it can: {', '.join(DATASETS)}); pass --data-root DIR instead"
-            )
-        target = root if root is not None else home
-        if target is None or target.name != source:
-            # download() unpacks NAME.tar.gz into DIR/NAME; any other folder name would miss it.
-            raise ConfigError(
-                f"--download unpacks {source} into a folder named {source}, not {target}; "
-                f"pass --data-root DIR/{source} or leave --data-root out"
-            )
-        fetched = _fetch_dataset(source, target.parent, progress=progress)
-        recipe.data.root = str(fetched)
-        return f"data: {fetched} (downloaded)"
+        raise ConfigError(
+            f"--download: recipe '{recipe.name}' has data.source {name!r}, which p2pkit "
+            f"cannot download (it can: {', '.join(_downloadable())}); pass --data-root DIR "
+            "instead"
+        )
     if root is None:
         where = f", or its dataset in {home}" if home is not None else ""
         hint = ""
-        if source in DATASETS:
-            hint = f": get it there with `p2pkit data download {source}`, or add --download"
+        if source is not None:
+            command = "download" if name in _downloadable() else "get"
+            hint = f": get it there with `p2pkit data {command} {name}`, or add --download"
         raise ConfigError(f"recipe '{recipe.name}' needs --data-root DIR{where}{hint}")
     raise ConfigError(f"data.root {root} does not exist; check the path given to --data-root")
 
 
-def _fetch_dataset(source: str, dest: Path, *, progress: bool) -> Path:
-    """Download dataset ``source`` into ``dest/source``; offline, say where the archive goes."""
-    from p2pkit.data.download import DATASETS, download
+def _downloadable() -> list[str]:
+    """The registered sources that download their data, without importing any plugin's."""
+    from p2pkit.data.download import DATASETS
+    from p2pkit.registry import get_registry
 
-    archive = dest / f"{source}.tar.gz"
-    try:
-        return download(source, dest, progress=progress)
-    except DataError as exc:
-        if archive.is_file():
-            raise  # it was fetched: the archive itself is wrong, as the error says
-        reason = " ".join(str(exc).split())
-        raise DataError(
-            f"{reason}; to get it by hand, save {DATASETS[source].url} as {archive} and run "
-            "the same command again"
-        ) from None
+    return [n for n in get_registry("sources").names() if n in DATASETS]

@@ -42,6 +42,7 @@ from p2pkit.engine.build import (
     build_networks,
     build_objective,
     build_task,
+    check_resumable,
     check_run_format,
     stored_specs,
     training_dataset_options,
@@ -393,6 +394,7 @@ class Trainer:
 
         ckpt = load_checkpoint(self.run_dir)
         check_run_format(ckpt.meta, ckpt.path / "meta.json")
+        check_resumable(ckpt.meta, ckpt.path / "meta.json")
         built = self._meta()["networks"]
         modules = self._modules()
         if "generator_ema" in modules and "generator_ema" not in ckpt.meta.get("modules", {}):

@@ -28,7 +28,7 @@ comparable with FID values published from the TensorFlow Inception graph (``pyto
 ``pt_inception-2015-12-05`` weights), whose network and resizing differ slightly from
 torchvision's.
 
-The module is longer than most because it holds the whole measure: the feature network, rebuilt
+Why this module is long: it holds the whole measure: the feature network, rebuilt
 from a bare weights file with checks that say what is wrong with it, and the statistics computed
 from its features, which ``p2pkit evaluate`` only ever uses together.
 """

@@ -4,17 +4,19 @@ Every image tensor here is a batch in NCHW layout, floating point, with values i
 range of the generators' final ``tanh``, pix2pix appendix 6.1.1). Three kinds of measure live in
 this module:
 
-* per-image metrics ``l1``, ``psnr`` and ``ssim``: plain functions ``fn(fake, real) -> (N,)``,
-  declared as components of the ``p2pkit.metrics`` entry-point group and found through it like
-  any plugin's;
+* per-image metrics ``l1``, ``psnr``, ``ssim`` and ``sharpness`` (the generated image's
+  high-frequency energy relative to the real one's, which shows the blur of L1 alone): plain
+  functions ``fn(fake, real) -> (N,)``, declared as components of the ``p2pkit.metrics``
+  entry-point group and found through it like any plugin's;
 * [`ColorHistogramIntersection`][p2pkit.evaluation.metrics.ColorHistogramIntersection], the
   colour-distribution analysis of the paper's section 4.2 (Figure 7): marginal histograms of L, a
   and b over a whole evaluation set, compared by histogram intersection;
 * [`MetricSet`][p2pkit.evaluation.metrics.MetricSet], which runs several per-image metrics over
   batches, remembers each image's name and value, and summarises them as a JSON-ready dict.
 
-It is a little over 400 lines because SSIM and the Lab histograms carry their formulas and
-references in full; splitting them apart would separate each metric from the set that runs it.
+Why this module is long: SSIM, the Lab histograms and the sharpness measure carry their
+formulas and references in full; splitting them apart would separate each metric from the set
+that runs it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from p2pkit.errors import ConfigError
 
 __all__ = [
+    "CLOSER_TO",
     "HIGHER_IS_BETTER",
     "LAB_RANGES",
     "PSNR_CAP_DB",
@@ -36,7 +39,9 @@ __all__ = [
     "MetricSet",
     "l1",
     "lab_histogram_intersection",
+    "laplacian_energy",
     "psnr",
+    "sharpness",
     "ssim",
 ]
 
@@ -166,9 +171,74 @@ def ssim(fake: torch.Tensor, real: torch.Tensor, *, window_size: int = 11) -> to
     return ssim_map.flatten(1).mean(dim=1).float()
 
 
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+SHARPNESS_EPS = 1e-6
+"""Added to both energies of [`sharpness`][p2pkit.evaluation.metrics.sharpness], so that two flat
+images score 1 instead of 0/0. Real photos have Laplacian energies around 1e-3 (in ``[0, 1]``
+units), so it changes no real comparison."""
+
+
+def laplacian_energy(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared response of the 4-neighbour Laplacian, per image: a high-frequency energy.
+
+    The "energy of Laplacian" focus measure (Subbarao, Choi and Nikzad, "Focusing techniques",
+    Optical Engineering 1993; compared with other focus measures by Pertuz, Puig and Garcia,
+    Pattern Recognition 2013). The Laplacian's gain grows with the square of the spatial
+    frequency, so the energy is dominated by the finest detail: blur lowers it, noise and
+    sharpening raise it. The filter runs on each channel of the image mapped to ``[0, 1]``,
+    without padding (no border effects), and the squares are averaged over channels and
+    pixels.
+
+    Args:
+        images: float ``(N, C, H, W)`` in ``[-1, 1]``, H and W at least 3.
+
+    Returns:
+        Float32 ``(N,)`` tensor on the inputs' device, ``>= 0``; 0 for flat or linear ramps.
+    """
+    if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
+        raise ValueError(
+            f"laplacian_energy: expected (N, C, H, W) images of at least 3 x 3 pixels, "
+            f"got shape {tuple(images.shape)}"
+        )
+    x = _to_unit(images)
+    n, c, h, w = x.shape
+    kernel = _LAPLACIAN.to(device=x.device, dtype=x.dtype).view(1, 1, 3, 3)
+    response = torch.nn.functional.conv2d(x.reshape(n * c, 1, h, w), kernel)
+    return response.reshape(n, -1).square().mean(dim=1).float()
+
+
+def sharpness(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """How sharp each generated image is relative to its real counterpart: 1 is as sharp.
+
+    The ratio of [`laplacian_energy`][p2pkit.evaluation.metrics.laplacian_energy] of the
+    generated image to that of the real one. The paper's claim that L1 alone "produces blurry
+    results" (section 4.2, Figure 4) shows as a ratio well below 1; a cGAN's outputs should come
+    close to 1, and values above 1 mean more fine detail than the photos have (noise,
+    high-frequency artifacts, over-sharpening). Closer to 1 is better
+    ([`CLOSER_TO`][p2pkit.evaluation.metrics.CLOSER_TO]).
+
+    Args:
+        fake: generated images, float ``(N, C, H, W)`` in ``[-1, 1]``, H and W at least 3.
+        real: real images, same shape and range.
+
+    Returns:
+        Float32 ``(N,)`` tensor on the inputs' device, ``> 0``; exactly 1 for identical images.
+    """
+    _check_pair(fake, real, "sharpness")
+    fake_energy = laplacian_energy(fake).double()
+    real_energy = laplacian_energy(real).double()
+    return ((fake_energy + SHARPNESS_EPS) / (real_energy + SHARPNESS_EPS)).float()
+
+
 HIGHER_IS_BETTER: dict[str, bool] = {"l1": False, "psnr": True, "ssim": True}
 """Which way each built-in metric improves (used to mark the best values in reports); its names
 are also the metrics a [`MetricSet`][p2pkit.evaluation.metrics.MetricSet] runs by default."""
+
+CLOSER_TO: dict[str, float] = {"sharpness": 1.0}
+"""Metrics that are best at a value rather than high or low: closer to it is better (used to
+mark the best values in reports, next to
+[`HIGHER_IS_BETTER`][p2pkit.evaluation.metrics.HIGHER_IS_BETTER])."""
 
 
 class ColorHistogramIntersection:

@@ -16,6 +16,9 @@ zipped, copied or opened offline. The page shows, as the paper presents its resu
   10); a thumbnail of an image file in the folder links to it at full size.
 
 All text that comes from outside (names, metric names, metadata) is HTML-escaped.
+
+Why this module is long: it writes one self-contained HTML page, and every value on it passes
+through the same escaping and file-placement rules; split up, a new section could skip them.
 """
 
 from __future__ import annotations
@@ -285,15 +288,22 @@ def _format_number(value: float | None) -> tuple[str, str]:
     return f"{value:.4g}", repr(value)
 
 
-def _direction(metric: str, better: Mapping[str, bool]) -> str:
+def _direction(
+    metric: str, better: Mapping[str, bool], closer_to: Mapping[str, float] | None = None
+) -> str:
     """Which way a metric improves, in words ("" when unknown)."""
+    if closer_to and metric in closer_to:
+        return f"closer to {closer_to[metric]:g} is better"
     return {True: "higher is better", False: "lower is better"}.get(better.get(metric), "")
 
 
-def _metrics_table(table: Mapping[str, Any], better: Mapping[str, bool]) -> str:
+def _metrics_table(
+    table: Mapping[str, Any], better: Mapping[str, bool], closer_to: Mapping[str, float]
+) -> str:
     """HTML for the aggregate metrics: ``{metric: {stat: value}}`` or ``{metric: value}``.
 
-    A column says, for each metric named in ``better``, which direction is better.
+    A column says, for each metric named in ``better`` or ``closer_to``, which direction is
+    better.
     """
     columns: list[str] = []
     for stats in table.values():
@@ -313,7 +323,7 @@ def _metrics_table(table: Mapping[str, Any], better: Mapping[str, bool]) -> str:
                 tds.append(f'<td class="num">{_esc(_format_number(float(value))[0])}</td>')
             else:
                 tds.append(f"<td>{_esc('' if value is None else value)}</td>")
-        direction = _esc(_direction(str(metric), better))
+        direction = _esc(_direction(str(metric), better, closer_to))
         body.append(f"<tr><th>{_esc(metric)}</th><td>{direction}</td>{''.join(tds)}</tr>")
     rows = "".join(body)
     return f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
@@ -342,6 +352,7 @@ def write_report(
     meta: Mapping[str, Any] | None = None,
     thumb_size: int = 256,
     higher_is_better: Mapping[str, bool] | None = None,
+    closer_to: Mapping[str, float] | None = None,
     links: Sequence[tuple[str, str]] = (),
     links_heading: str | None = None,
     lr_plot: str | os.PathLike[str] | None = None,
@@ -370,6 +381,9 @@ def write_report(
         higher_is_better: per metric, which way is better; the best value in each metric column
             is shown in bold and the aggregate table says it. Defaults to the built-in metrics'
             directions.
+        closer_to: per metric that is best at a value (sharpness at 1), that value; the value
+            nearest to it is shown in bold. Defaults to
+            [`CLOSER_TO`][p2pkit.evaluation.metrics.CLOSER_TO].
         links: ``(text, URL)`` of related pages, the URL relative to ``out_dir`` (for example
             ``../eval-val/index.html``), listed under the heading.
         links_heading: a heading over the links; without one they form a line under the title.
@@ -388,7 +402,7 @@ def write_report(
         DataError: when an image, a plot or a sample grid does not exist or cannot be read.
         ValueError: when two sample grids lying elsewhere have the same file name.
     """
-    from p2pkit.evaluation.metrics import HIGHER_IS_BETTER
+    from p2pkit.evaluation.metrics import CLOSER_TO, HIGHER_IS_BETTER
 
     copies = [_grid_name(grid) for _, grid in sample_grids]
     if len(set(copies)) != len(copies):
@@ -397,6 +411,7 @@ def write_report(
     root = Path(out_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     better = dict(HIGHER_IS_BETTER, **(higher_is_better or {}))
+    targets = dict(CLOSER_TO, **(closer_to or {}))
 
     metric_names: list[str] = []
     prepared = []
@@ -423,7 +438,9 @@ def write_report(
             for *_, v in prepared
             if v.get(metric) is not None and math.isfinite(v[metric])
         ]
-        if finite and metric in better:
+        if finite and metric in targets:
+            best[metric] = min(finite, key=lambda v, t=targets[metric]: abs(v - t))
+        elif finite and metric in better:
             best[metric] = max(finite) if better[metric] else min(finite)
 
     # Sortable headers take the keyboard focus (tabindex) and say how the grid is sorted.
@@ -431,7 +448,7 @@ def write_report(
     head = [f'{sortable} data-type="number">#</th>', f'{sortable} data-type="text">name</th>']
     head += [f'<th scope="col">{_esc(role)}</th>' for role in roles]
     for metric in metric_names:
-        direction = _direction(metric, better)
+        direction = _direction(metric, better, targets)
         hint = f"{metric} ({direction})" if direction else metric
         head.append(f'{sortable} data-type="number" title="{_esc(hint)}">{_esc(metric)}</th>')
     body = []
@@ -463,7 +480,9 @@ def write_report(
         heading = f"<h2>{_esc(links_heading)}</h2>" if links_heading else ""
         sections.append(f'<nav>{heading}<ul class="links">{items}</ul></nav>')
     if metrics_table:
-        sections.append(f"<h2>Aggregate metrics</h2>{_metrics_table(metrics_table, better)}")
+        sections.append(
+            f"<h2>Aggregate metrics</h2>{_metrics_table(metrics_table, better, targets)}"
+        )
     plots = (("Training losses", loss_plot, "losses.png", "loss curves"),
              ("Learning rate", lr_plot, "lr.png", "learning-rate curve"))  # fmt: skip
     for heading, source, name, alt in plots:

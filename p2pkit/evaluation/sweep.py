@@ -252,8 +252,19 @@ def _row(
         "hist_a": result["color_histogram_intersection"]["a"],
         "hist_b": result["color_histogram_intersection"]["b"],
     }
+    if "sharpness" in agg:
+        row["sharpness"] = agg["sharpness"]["mean"]
     if "fcn_scores" in result:
         row.update({k: result["fcn_scores"]["generated"][k] for k in _FCN})
+    realism = result.get("realism") or {}
+    for variant, prefix in (("unconditional", ""), ("conditional", "cond_")):
+        verdict = realism.get(variant)
+        if verdict:
+            row[f"{prefix}realism_acc"] = verdict["accuracy"]
+            row[f"{prefix}realism_ci"] = verdict["accuracy_ci"]
+            row[f"{prefix}labelled_real"] = verdict["generated_labelled_real"]
+    if realism.get("settings") is not None:
+        row["judge"] = {"name": realism.get("judge"), "settings": realism["settings"]}
     return row
 
 
@@ -268,14 +279,24 @@ _HEADERS = {
     "hist_L": "hist. L",
     "hist_a": "hist. a",
     "hist_b": "hist. b",
+    "sharpness": "Sharpness",
+    "realism_acc": "Real/fake acc. [95% CI]",
+    "labelled_real": "% labelled real",
+    "cond_realism_acc": "Cond. real/fake acc. [95% CI]",
+    "cond_labelled_real": "Cond. % labelled real",
 }
+_REALISM = ("realism_acc", "labelled_real", "cond_realism_acc", "cond_labelled_real")
 
 
 def comparison_markdown(comparison: dict[str, Any]) -> str:
-    """The comparison as a Markdown table, FCN-scores first as in the paper."""
+    """The comparison as a Markdown table, FCN-scores first as in the paper, then the realism
+    verdicts (Table 4's "% Turkers labeled real" analogue) and the other measures."""
     rows = comparison["rows"]
     keys = [k for k in _FCN if rows and k in rows[0]]
-    keys += ["l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b"]
+    keys += [k for k in _REALISM if any(k in row for row in rows)]
+    keys += ["l1", "psnr", "ssim"]
+    keys += ["sharpness"] * any("sharpness" in row for row in rows)
+    keys += ["hist_L", "hist_a", "hist_b"]
     axis = ", ".join(v.split("=")[0] for v in comparison["varies"])
     lines = [
         f"| {axis} | " + " | ".join(_HEADERS[k] for k in keys) + " | train time |",
@@ -284,14 +305,30 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
     for row in rows:
         seconds = row["train_seconds"]
         when = "reused" if seconds is None else f"{seconds / 60:.1f} min"
-        cells = [_fmt(row.get(k)) for k in keys]
+        cells = [_cell(row, k) for k in keys]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {when} |")
     truth = comparison.get("ground_truth")
     if truth:
         cells = [_fmt(truth[k]) if k in _FCN else "" for k in keys]
         lines.append("| Ground truth | " + " | ".join(cells) + " | |")
     title = f"Recipe `{comparison['recipe']}`, evaluated on `{comparison['split']}`"
-    return f"{title}\n\n" + "\n".join(lines) + "\n"
+    text = f"{title}\n\n" + "\n".join(lines) + "\n"
+    judges = {json.dumps(row["judge"], sort_keys=True) for row in rows if row.get("judge")}
+    for judge in sorted(judges):
+        spec = json.loads(judge)
+        options = ", ".join(f"{k} {v}" for k, v in spec["settings"].items())
+        text += f"\nRealism judge: `{spec['name']}` ({options}); 0.5 = indistinguishable.\n"
+    return text
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    """A table cell: a number, an accuracy with its interval, or a percentage."""
+    if key.endswith("realism_acc") and row.get(key) is not None:
+        low, high = row[key.replace("_acc", "_ci")]
+        return f"{row[key]:.3f} [{low:.2f}, {high:.2f}]"
+    if key.endswith("labelled_real") and row.get(key) is not None:
+        return f"{100 * row[key]:.1f}%"
+    return _fmt(row.get(key))
 
 
 def _fmt(value: Any) -> str:

@@ -14,7 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -22,8 +22,6 @@ from p2pkit.errors import DataError
 from p2pkit.inference.model import TrainedModel
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from p2pkit.data.preflight import Problem
 
 TRIPLETS_DIR = "triplets"
@@ -170,26 +168,34 @@ def plan_outputs(
     return plan
 
 
-def _read_sides(
-    path: Path, channels: tuple[int, int], direction: str, layout: str
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The input side (and the target side if ``aligned``) of one file as (H, W, C) arrays.
+def input_reader(
+    model: TrainedModel, layout: str = "single"
+) -> Callable[[Path], tuple[torch.Tensor, torch.Tensor | None]]:
+    """Read one input file the way ``layout`` stores a row, with the run's direction and channels.
+
+    Args:
+        model: gives the data settings and the task (channels, whether there is a target).
+        layout: a registered dataset layout (a plugin's too); ``single`` reads each file as
+            one input image.
+
+    Returns:
+        ``read(path) -> (a, b or None)``, float32 (C, H, W) tensors in [-1, 1]; it raises
+        [`ImageProblem`][p2pkit.data.decode.ImageProblem] for a file that cannot be used.
 
     Raises:
-        ImageProblem: the file cannot be used; the message leaves the path out.
+        RegistryError: no layout has that name.
+        ConfigError: the layout cannot read single files (it has no ``read_file``).
     """
-    from p2pkit.data.decode import ImageProblem, decode, fit_channels
+    from p2pkit.data.options import file_reader
+    from p2pkit.engine.build import dataset_options
 
-    channels_a, channels_b = channels
-    if layout != "aligned":
-        return fit_channels(decode(path), channels_a)[0], None
-    pixels = fit_channels(decode(path), 3)[0]
-    w = pixels.shape[1]
-    if w % 2:
-        raise ImageProblem(f"aligned image width {w} is odd; A|B halves must be equal")
-    left, right = pixels[:, : w // 2], pixels[:, w // 2 :]
-    a, b = (right, left) if direction == "BtoA" else (left, right)
-    return fit_channels(a, channels_a)[0], fit_channels(b, channels_b)[0]
+    reader = file_reader(layout)
+    base = dataset_options(model.data, model.task, None, root=Path("."))
+
+    def read(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return reader(path, base.replace(root=path.parent))
+
+    return read
 
 
 def check_inputs(
@@ -207,19 +213,25 @@ def check_inputs(
     Args:
         model: gives the channel counts and the direction.
         files: the inputs.
-        layout: ``single`` or ``aligned``.
+        layout: the registered dataset layout that reads each file (``single``, ``aligned``,
+            ``paired`` or a plugin's); None: the run's ``data.dataset``.
         advance: called after each file (a progress bar).
 
     Returns:
         One [`Problem`][p2pkit.data.preflight.Problem] per unusable file, in input order.
+
+    Raises:
+        RegistryError: no layout has that name.
+        ConfigError: the layout cannot read single files.
     """
     from p2pkit.data.decode import ImageProblem
     from p2pkit.data.preflight import Problem
 
+    read = input_reader(model, layout)
     problems = []
     for path in files:
         try:
-            _read_sides(path, model.task.image_channels, model.direction, layout)
+            read(path)
         except ImageProblem as problem:
             problems.append(Problem(path, str(problem)))
         if advance is not None:
@@ -230,23 +242,29 @@ def check_inputs(
 def read_input(
     path: Path, model: TrainedModel, layout: str, resize: int | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One input image as (1, C, H, W) in [-1, 1], and the target side if ``aligned``.
+    """One input image as (1, C, H, W) in [-1, 1], and the target side when the layout
+    stores one (``aligned``, ``paired``), read through the layout's per-file read.
+
+    Args:
+        path: the input file.
+        model: gives the data settings and the task.
+        layout: the registered dataset layout that reads the file.
+        resize: resize both sides to ``resize`` x ``resize`` (bicubic, antialiased).
 
     Raises:
         DataError: the file cannot be used; the message names it.
+        RegistryError: no layout has that name.
+        ConfigError: the layout cannot read single files.
     """
     from p2pkit.data.decode import ImageProblem
-    from p2pkit.data.images import to_float
 
     try:
-        a, b = _read_sides(path, model.task.image_channels, model.direction, layout)
+        a, b = input_reader(model, layout)(path)
     except ImageProblem as exc:
         raise DataError(f"{path}: {exc}") from None
-    max_value = 65535 if a.dtype.name == "uint16" else 255
 
-    def tensor(arr: Any) -> torch.Tensor:
-        t = torch.from_numpy(arr.astype("int32") if arr.dtype.name == "uint16" else arr.copy())
-        t = to_float(t.permute(2, 0, 1).unsqueeze(0), max_value)
+    def tensor(side: torch.Tensor) -> torch.Tensor:
+        t = side.unsqueeze(0)
         if resize:
             t = torch.nn.functional.interpolate(
                 t, size=(resize, resize), mode="bicubic", align_corners=False, antialias=True
@@ -270,9 +288,11 @@ def translate_files(
 ) -> Iterator[tuple[Path, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """Translate ``files``; yields ``(path, input_rgb, output_rgb, target_rgb | None)``.
 
-    Images of one size are batched ``batch_size`` at a time; any size works (the
-    generator's input is padded to its multiple and cropped back). Each tensor is
-    (3, H, W) in [-1, 1] on the CPU.
+    Each file is read through the dataset layout ``layout`` (default ``single``: each file is
+    one input image; see [`read_input`][p2pkit.inference.read_input]). Images of one size are
+    batched ``batch_size`` at a time; any size works (the generator's input is padded to its
+    multiple and cropped back). Each tensor is (3, H, W) in [-1, 1] on the CPU; the target is
+    None unless the layout stores one and the task has a target side.
     """
     from p2pkit.data.batching import same_shape_runs
     from p2pkit.inference.tensors import translate_tensor

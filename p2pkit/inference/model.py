@@ -61,7 +61,7 @@ class TrainedModel:
 
 
 def load_trained(
-    checkpoint: str | Path, device: str = "auto", weights: str = "auto"
+    checkpoint: str | Path, device: str = "auto", weights: str = "auto", *, fold: bool = False
 ) -> TrainedModel:
     """Rebuild the generator and task recorded in ``checkpoint`` (run or step folder).
 
@@ -71,6 +71,10 @@ def load_trained(
         weights: ``auto`` takes the moving average of the generator's weights when
             the run kept one (``train.ema_decay > 0``) and the trained weights
             otherwise; ``ema`` and ``raw`` choose explicitly.
+        fold: return an eval-only generator, BatchNorm folded into its convolutions and
+            dropout removed ([`fold_batchnorm`][p2pkit.models.fold.fold_batchnorm]): the same
+            eval-mode outputs to float rounding, faster. Leave it off to train, to export, or
+            to run the paper's test-time protocol, which needs the BatchNorm layers and dropout.
 
     Raises:
         ConfigError: ``weights="ema"`` for a run that kept no average.
@@ -112,6 +116,10 @@ def load_trained(
         raise CheckpointError(f"{meta_file}: recipe task: {exc}") from None
     dev = resolve_device(device)
     G.to(dev).eval()
+    if fold:
+        from p2pkit.models.fold import fold_batchnorm
+
+        G = fold_batchnorm(G, inplace=True)
     return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev, chosen)
 
 

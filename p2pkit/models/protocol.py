@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from p2pkit.errors import ConfigError
+
 PROTOCOLS = ("eval", "paper")
 
 
@@ -31,9 +33,20 @@ def inference_protocol(module: nn.Module, protocol: str = "eval") -> Iterator[nn
 
     With ``"paper"`` and batch size 1, BatchNorm uses the statistics of that one
     image, which is what the paper's batch-size-1 experiments do (section 3.3).
+
+    Raises:
+        ConfigError: ``"paper"`` for a copy made by
+            [`fold_batchnorm`][p2pkit.models.fold.fold_batchnorm], which has no BatchNorm
+            statistics or dropout left to run it with.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    if protocol == "paper" and getattr(module, "_p2pkit_folded", False):
+        raise ConfigError(
+            "the paper's test-time protocol needs the generator's BatchNorm layers and dropout, "
+            "which this folded copy has merged or removed; load it with load_trained(..., "
+            "fold=False)"
+        )
     was_training = {m: m.training for m in module.modules()}
     saved: dict[_BatchNorm, tuple] = {}
     try:

@@ -50,6 +50,10 @@ class UNet(nn.Module):
         dropout: dropout probability of the first ``dropout_layers`` decoder layers
             (the paper's only source of noise, section 3.1); 0 disables it.
         dropout_layers: how many decoder layers, from the bottleneck up, use dropout.
+        dropout_offset: how many decoder layers next to the bottleneck come before the
+            first one with dropout. 0 (the paper's placement, CD512-CD1024-CD1024) starts
+            at the bottleneck; 1 is where the authors' code puts it, on the three layers
+            after the bottleneck's.
         skip: concatenate encoder layer i to decoder layer n - i (the U-Net); False
             gives the plain encoder-decoder.
 
@@ -68,6 +72,7 @@ class UNet(nn.Module):
         dropout: DropoutRate = 0.5,
         dropout_layers: Layers = 3,
         skip: bool = True,
+        dropout_offset: Layers = 0,
     ) -> None:
         super().__init__()
         check_norm(norm)
@@ -106,7 +111,7 @@ class UNet(nn.Module):
                 UpConv(in_ch, out_ch, bias=bias),
                 norm_layer(norm, out_ch),
             ]
-            if j < dropout_layers and dropout > 0:
+            if dropout > 0 and dropout_offset <= j < dropout_offset + dropout_layers:
                 layers.append(nn.Dropout(dropout))
             up.append(nn.Sequential(*layers))
         self.up = nn.ModuleList(up)
@@ -127,8 +132,9 @@ class UNet(nn.Module):
         for j, layer in enumerate(self.up):
             h = layer(h)
             if self.skip:
-                # Skips carry the encoder's normalised output before its activation,
-                # as in the authors' implementation.
+                # Skips carry the encoder's normalised output before its activation. The
+                # authors' in-place LeakyReLU activates theirs, which changes nothing: what
+                # reads the concatenation starts with ReLU, and ReLU(LeakyReLU(h)) = ReLU(h).
                 h = torch.cat([h, features[self.depth - 2 - j]], dim=1)
         return self.head(h)
 
@@ -141,9 +147,24 @@ def unet(
     norm: Norm = "batch",
     dropout: DropoutRate = 0.5,
     dropout_layers: Layers = 3,
+    dropout_offset: Layers = 0,
 ) -> UNet:
-    """U-Net generator of any depth (appendix 6.1.1); inputs are multiples of 2**depth."""
-    return UNet(in_channels, out_channels, ngf, depth, norm, dropout, dropout_layers, skip=True)
+    """U-Net generator of any depth (appendix 6.1.1); inputs are multiples of 2**depth.
+
+    ``dropout_offset = 1`` puts the dropout where the authors' code has it (see
+    [`UNet`][p2pkit.models.unet.UNet]); the import of their checkpoints sets it.
+    """
+    return UNet(
+        in_channels,
+        out_channels,
+        ngf,
+        depth,
+        norm,
+        dropout,
+        dropout_layers,
+        skip=True,
+        dropout_offset=dropout_offset,
+    )
 
 
 def unet_256(

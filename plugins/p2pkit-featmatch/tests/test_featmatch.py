@@ -1,11 +1,19 @@
 """The plugin proves it fits p2pkit with p2pkit's own conformance check."""
 
+from importlib import metadata
+
 import pytest
 
-featmatch = pytest.importorskip("p2pkit_featmatch", reason="p2pkit-featmatch is not installed")
+try:
+    metadata.distribution("p2pkit-featmatch")
+except metadata.PackageNotFoundError:
+    pytest.skip("p2pkit-featmatch is not installed", allow_module_level=True)
 
-import p2pkit  # noqa: E402
-from p2pkit.testing import check_objective  # noqa: E402
+# Installed, so imported for real: a broken install fails here instead of being skipped.
+import p2pkit_featmatch  # noqa: F401
+
+import p2pkit
+from p2pkit.testing import check_objective
 
 
 def test_feature_matching_objective_is_found_through_its_entry_point():

@@ -1,23 +1,31 @@
 """The plugin proves it fits p2pkit with p2pkit's own checks, through its installed entry points."""
 
+from importlib import metadata
+
 import pytest
 
-resnet_plugin = pytest.importorskip("p2pkit_resnet", reason="p2pkit-resnet is not installed")
+try:
+    metadata.distribution("p2pkit-resnet")
+except metadata.PackageNotFoundError:
+    pytest.skip("p2pkit-resnet is not installed", allow_module_level=True)
 
-import torch  # noqa: E402
+# Installed, so imported for real: a broken install fails here instead of being skipped.
+import p2pkit_resnet  # noqa: F401
+import torch
 
-import p2pkit  # noqa: E402
-from p2pkit.errors import OptionValueError  # noqa: E402
-from p2pkit.models import count_parameters  # noqa: E402
-from p2pkit.registry import get_registry  # noqa: E402
-from p2pkit.testing import (  # noqa: E402
+import p2pkit
+from p2pkit.errors import OptionValueError
+from p2pkit.models import count_parameters
+from p2pkit.registry import get_registry
+from p2pkit.testing import (
     check_generator,
     check_recipe,
+    check_source,
     smoke_train_and_translate,
 )
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "resnet")
-RECIPES = ("facades-resnet", "synth-facades-resnet")
+RECIPES = ("facades-resnet", "synth-facades-resnet", "stripes-resnet")
 
 
 @pytest.mark.parametrize("name", GENERATORS)
@@ -106,7 +114,8 @@ def test_options_out_of_range_are_refused_before_building():
 def test_recipe_passes_check_recipe(name):
     recipe = check_recipe(name)
     assert recipe.name == name
-    assert recipe.generator.name == "resnet_9blocks"
+    expected = "resnet_6blocks" if name == "stripes-resnet" else "resnet_9blocks"
+    assert recipe.generator.name == expected
 
 
 def test_synth_recipe_trains_and_translates(tmp_path):
@@ -140,3 +149,50 @@ def test_listing_the_recipes_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "TORCH False"
+
+
+def test_the_stripes_source_is_found_and_passes_check_source(tmp_path):
+    assert get_registry("sources").info("stripes").distribution == "p2pkit-resnet"
+    source = get_registry("sources").create("stripes", n_train=3, n_val=1)
+    assert source.downloads is False
+    folder = check_source(source, tmp_path, size=16)
+    assert len(list((folder / "train").glob("*.png"))) == 3
+    assert len(list((folder / "val").glob("*.png"))) == 1
+
+
+def test_a_recipe_gets_its_data_from_the_plugins_source_like_synth(tmp_path, monkeypatch):
+    # No data.root: the source provides data/stripes in the data home, on first use.
+    from p2pkit.config import load_recipe
+    from p2pkit.engine.runs import ensure_data
+
+    monkeypatch.setenv("P2PKIT_DATA", str(tmp_path / "home"))
+    recipe = load_recipe("stripes-resnet")
+    assert recipe.data.root == ""
+    message = ensure_data(recipe, progress=False)
+    assert recipe.data.root == str(tmp_path / "home" / "stripes")
+    assert message == f"data: {recipe.data.root} (made by data source stripes)"
+    assert len(list((tmp_path / "home" / "stripes" / "train").glob("*.png"))) == 32
+    again = load_recipe("stripes-resnet")
+    assert ensure_data(again, progress=False).endswith(
+        "(the data home; set P2PKIT_DATA or pass --data-root to change)"
+    )
+
+
+def test_the_stripes_recipe_trains_and_translates(tmp_path):
+    tiny = ("generator.ngf=4", "discriminator.ndf=4", "data.load_size=36", "data.crop_size=32")
+    written = smoke_train_and_translate("stripes-resnet", tmp_path, overrides=tiny)
+    assert written and all(p.is_file() for p in written)
+    assert (tmp_path / "data" / "stripes.json").is_file()  # made in the scratch folder
+
+
+def test_data_get_provides_the_plugins_source(tmp_path):
+    from click.testing import CliRunner
+
+    from p2pkit.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["data", "get", "stripes", "--to", str(tmp_path), "--size", "16"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"stripes: ready in {tmp_path / 'stripes'}" in result.output
+    assert (tmp_path / "stripes" / "train" / "1.png").is_file()

@@ -6,8 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import p2pkit
 from p2pkit.interfaces import LossTerms
 from p2pkit.objectives import Pix2PixObjective
+
+# Written for plugin API 1: on a p2pkit without it, this package is a reported broken plugin.
+p2pkit.require_api("1")
 
 __version__ = "0.1.0"
 

@@ -27,9 +27,10 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from p2pkit.models.layers import (
+from p2pkit.models import (
     Channels,
     DropoutRate,
+    Norm,
     Width,
     check_norm,
     init_weights,
@@ -109,7 +110,7 @@ class ResnetGenerator(nn.Module):
         out_channels: Channels = 3,
         ngf: Width = 64,
         n_blocks: Blocks = 9,
-        norm: str = "batch",
+        norm: Norm = "batch",
         dropout: DropoutRate = 0.0,
     ) -> None:
         super().__init__()
@@ -169,7 +170,7 @@ def resnet(
     out_channels: Channels = 3,
     ngf: Width = 64,
     n_blocks: Blocks = 9,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.0,
 ) -> ResnetGenerator:
     """ResNet generator with any number of residual blocks (``n_blocks``, 1 to 32)."""
@@ -180,7 +181,7 @@ def resnet_9blocks(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ngf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.0,
 ) -> ResnetGenerator:
     """ResNet generator with 9 residual blocks, the usual choice for 256x256 images."""
@@ -191,7 +192,7 @@ def resnet_6blocks(
     in_channels: Channels = 3,
     out_channels: Channels = 3,
     ngf: Width = 64,
-    norm: str = "batch",
+    norm: Norm = "batch",
     dropout: DropoutRate = 0.0,
 ) -> ResnetGenerator:
     """ResNet generator with 6 residual blocks, the usual choice for 128x128 images."""

@@ -23,3 +23,8 @@ def facades_resnet() -> Traversable:
 def synth_facades_resnet() -> Traversable:
     """``synth-facades-resnet``: synthetic facades at 128 px with a narrow ResNet, for a CPU."""
     return _recipe("synth-facades-resnet")
+
+
+def stripes_resnet() -> Traversable:
+    """``stripes-resnet``: this package's ``stripes`` source at 64 px with a 6-block ResNet."""
+    return _recipe("stripes-resnet")
