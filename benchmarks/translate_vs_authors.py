@@ -10,7 +10,8 @@ writing every image), timed from outside:
 * the authors: ``python test.py --model pix2pix --direction BtoA --phase val --num_test N``
   in a copy of https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix (BSD licence; it is
   not part of p2pkit and is never committed here: point ``--authors-dir`` at it);
-* p2pkit: ``p2pkit translate RUN INPUTS --layout aligned --out OUT``.
+* p2pkit: ``p2pkit translate RUN INPUTS --layout aligned --out OUT`` (its defaults: the torch
+  engine, ``--batch-size auto``; ``--engine`` and ``--batch-size`` here change them).
 
 Processes alternate (the order flips every repeat) and all get the same environment: the
 thread variables (``OMP_NUM_THREADS`` and friends) are removed for every process, or all
@@ -262,9 +263,11 @@ def p2pkit_command(
         "aligned",
         "--device",
         args.device,
-        "--batch-size",
-        "1",
+        "--engine",
+        args.engine,
     ]
+    if args.batch_size is not None:
+        cmd += ["--batch-size", args.batch_size]
     if mode == "paper":
         cmd.append("--paper-protocol")
     if args.save_triplets:
@@ -451,6 +454,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--p2pkit", help="the p2pkit command (default: the one beside this Python)")
     p.add_argument(
+        "--batch-size",
+        help="p2pkit translate's --batch-size (default: its own default, auto)",
+    )
+    p.add_argument(
+        "--engine",
+        default="torch",
+        choices=["torch", "onnxruntime"],
+        help="p2pkit translate's --engine; onnxruntime exports the run once first (untimed)",
+    )
+    p.add_argument(
         "--work", type=Path, help="working folder, new or empty (default: a temporary one)"
     )
     p.add_argument("--keep", action="store_true", help="keep the working folder")
@@ -550,6 +563,9 @@ def benchmark(
         env=env,
     )
     print(f"p2pkit run folder: {run}")
+    if args.engine == "onnxruntime":
+        # Like training, the export is done once per model, so it is not timed.
+        run_checked([p2pkit, "export", str(run), "--format", "onnx"], "p2pkit export", env=env)
 
     probes = {
         "authors": run_checked([str(args.authors_python), "-c", THREAD_PROBE], "probe", env=env),

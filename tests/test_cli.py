@@ -212,3 +212,35 @@ def test_data_synth_writes_a_dataset(runner, tmp_path):
                     "--size", 32)  # fmt: skip
     assert result.exit_code == 0
     assert len(list((tmp_path / "s" / "train").glob("*.png"))) == 2
+
+
+def test_translate_batches_automatically_with_the_same_output_as_one_at_a_time(
+    tiny_run, tiny_data, tmp_path
+):
+    import numpy as np
+    from PIL import Image
+
+    for name, size in (("auto", "auto"), ("one", "1")):
+        out = str(tmp_path / name)
+        args = ["translate", str(tiny_run), str(tiny_data / "train"), "--out", out]
+        result = CliRunner().invoke(cli, [*args, "--layout", "aligned", "--batch-size", size])
+        assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "auto").iterdir()) and len(names) == 8
+    for name in names:
+        a = np.asarray(Image.open(tmp_path / "auto" / name), dtype=int)
+        b = np.asarray(Image.open(tmp_path / "one" / name), dtype=int)
+        assert np.abs(a - b).max() <= 1  # batching changes only float rounding
+    result = CliRunner().invoke(
+        cli,
+        [
+            "translate",
+            str(tiny_run),
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "x"),
+            "--batch-size",
+            "0",
+        ],
+    )
+    assert result.exit_code == 2 and "or auto" in result.output

@@ -185,3 +185,66 @@ def test_translate_images_keeps_order() -> None:
     ]
     for img, o in zip(images, out, strict=True):
         assert torch.allclose(o, translate_tensor(g, img[None])[0], atol=1e-6)
+
+
+def test_read_ahead_keeps_order_and_raises_where_the_stream_failed():
+    from p2pkit.data.batching import read_ahead
+
+    assert list(read_ahead(iter(range(20)), depth=3)) == list(range(20))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("bad file 3")
+
+    got = []
+    with pytest.raises(ValueError, match="bad file 3"):
+        for item in read_ahead(failing(), depth=2):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_read_ahead_stops_producing_when_the_consumer_stops():
+    import threading
+    import time
+
+    from p2pkit.data.batching import read_ahead
+
+    produced = []
+
+    def stream():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    ahead = read_ahead(stream(), depth=2)
+    assert next(ahead) == 0
+    ahead.close()
+    time.sleep(0.5)
+    assert len(produced) < 10
+    assert not any(t.name == "p2pkit-read-ahead" for t in threading.enumerate())
+
+
+def test_auto_batch_size_batches_small_images_and_not_large_ones():
+    from p2pkit.inference import auto_batch_size
+
+    assert auto_batch_size(256, 256) == 8
+    assert auto_batch_size(64, 64) == 8
+    assert auto_batch_size(512, 512) == 2
+    assert auto_batch_size(2048, 2048) == 1
+
+
+def test_write_behind_writes_everything_and_raises_a_failed_write(tmp_path):
+    from p2pkit.inference import WriteBehind
+
+    def write(path, text):
+        if text == "fail":
+            raise OSError("disk full")
+        path.write_text(text)
+
+    with WriteBehind(depth=2) as writer:
+        for i in range(10):
+            writer.submit(write, tmp_path / f"{i}.txt", str(i))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.txt" for i in range(10))
+    with pytest.raises(OSError, match="disk full"), WriteBehind(depth=2) as writer:
+        writer.submit(write, tmp_path / "x.txt", "fail")

@@ -19,7 +19,11 @@ None of these functions change the generator's train/eval mode: wrap them in
 from __future__ import annotations
 
 from p2pkit.inference.files import (
+    AUTO_BATCH_PIXELS,
+    AUTO_MAX_BATCH,
     TRIPLETS_DIR,
+    WriteBehind,
+    auto_batch_size,
     check_inputs,
     expand_inputs,
     input_reader,
@@ -38,9 +42,13 @@ from p2pkit.inference.tensors import (
 )
 
 __all__ = [
+    "AUTO_BATCH_PIXELS",
+    "AUTO_MAX_BATCH",
     "TRIPLETS_DIR",
     "WEIGHTS",
     "TrainedModel",
+    "WriteBehind",
+    "auto_batch_size",
     "check_inputs",
     "crop_padding",
     "expand_inputs",

@@ -11,8 +11,9 @@ at a time, keeping nothing) and lists all unusable files together;
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,19 @@ if TYPE_CHECKING:
 
 TRIPLETS_DIR = "triplets"
 """Sub-folder of the output folder for ``--save-triplets`` strips."""
+
+AUTO_BATCH_PIXELS = 8 * 256 * 256
+"""With ``batch_size=None``, a batch holds at most this many input pixels: eight 256 x 256
+images, where batching stops paying on a CPU (the network's weights are read once per batch
+instead of once per image), and far less memory than one 2048 x 2048 image needs."""
+
+AUTO_MAX_BATCH = 8
+"""With ``batch_size=None``, the most images in one batch."""
+
+
+def auto_batch_size(height: int, width: int) -> int:
+    """Images of ``height`` x ``width`` per batch with ``batch_size=None`` (1 to 8)."""
+    return max(1, min(AUTO_MAX_BATCH, AUTO_BATCH_PIXELS // max(1, height * width)))
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -280,7 +294,7 @@ def translate_files(
     *,
     layout: str = "single",
     resize: int | None = None,
-    batch_size: int = 1,
+    batch_size: int | None = 1,
     tile: int | None = None,
     overlap: int = 32,
     protocol: str = "eval",
@@ -289,19 +303,22 @@ def translate_files(
     """Translate ``files``; yields ``(path, input_rgb, output_rgb, target_rgb | None)``.
 
     Each file is read through the dataset layout ``layout`` (default ``single``: each file is
-    one input image; see [`read_input`][p2pkit.inference.read_input]). Images of one size are
-    batched ``batch_size`` at a time; any size works (the generator's input is padded to its
+    one input image; see [`read_input`][p2pkit.inference.read_input]), a few files ahead in a
+    background thread, so decoding overlaps with the network. Consecutive images of one size are
+    batched ``batch_size`` at a time (None:
+    [`auto_batch_size`][p2pkit.inference.auto_batch_size] for their size); batching changes the
+    output only by float rounding. Any size works (the generator's input is padded to its
     multiple and cropped back). Each tensor is (3, H, W) in [-1, 1] on the CPU; the target is
     None unless the layout stores one and the task has a target side.
     """
-    from p2pkit.data.batching import same_shape_runs
+    from p2pkit.data.batching import read_ahead, same_shape_runs
     from p2pkit.inference.tensors import translate_tensor
     from p2pkit.models import inference_protocol
 
     multiple = getattr(model.generator, "size_multiple", 1)
     pending: list[tuple[Path, torch.Tensor, torch.Tensor | None]] = []
 
-    def flush() -> Iterator[tuple[Path, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    def flush(size: int) -> Iterator[tuple[Path, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         x = torch.cat([model.task.make_input(a) for _, a, _ in pending]).to(model.device)
         with inference_protocol(model.generator, protocol):
             y = translate_tensor(
@@ -310,8 +327,8 @@ def translate_files(
                 multiple=multiple,
                 tile=tile,
                 overlap=overlap,
-                batch_size=batch_size,
                 autocast_dtype=autocast_dtype,
+                batch_size=size,
             )
         x, y = x.float().cpu(), y.float().cpu()
         x_rgb, y_rgb = model.task.to_rgb(x, y)
@@ -322,7 +339,47 @@ def translate_files(
             yield path, x_rgb[i], y_rgb[i], target
         pending.clear()
 
-    inputs = ((path, *read_input(path, model, layout, resize)) for path in files)
-    for run in same_shape_runs(inputs, batch_size, key=lambda item: tuple(item[1].shape)):
-        pending.extend(run)
-        yield from flush()
+    limit = batch_size or AUTO_MAX_BATCH
+    inputs = read_ahead(
+        ((path, *read_input(path, model, layout, resize)) for path in files), depth=2 * limit
+    )
+    for run in same_shape_runs(inputs, limit, key=lambda item: tuple(item[1].shape)):
+        size = batch_size or auto_batch_size(*run[0][1].shape[-2:])
+        for start in range(0, len(run), size):
+            pending.extend(run[start : start + size])
+            yield from flush(size)
+
+
+class WriteBehind:
+    """Runs output writes in one background thread, in order, a bounded number behind.
+
+    PNG encoding releases the interpreter lock, so writing image ``i`` overlaps with
+    translating image ``i + 1``. A failed write is raised by the next
+    [`submit`][p2pkit.inference.WriteBehind.submit] or by leaving the ``with`` block, which
+    waits for every write.
+
+    Args:
+        depth: the most writes queued but not finished; it bounds the images held in memory.
+    """
+
+    def __init__(self, depth: int = 16) -> None:
+        self.depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="p2pkit-write")
+        self._queued: deque[Future[None]] = deque()
+
+    def submit(self, write: Callable[..., None], *args: object) -> None:
+        """Queue ``write(*args)``; waits while ``depth`` writes are queued."""
+        while self._queued and (self._queued[0].done() or len(self._queued) >= self.depth):
+            self._queued.popleft().result()
+        self._queued.append(self._pool.submit(write, *args))
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                while self._queued:
+                    self._queued.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
