@@ -111,6 +111,9 @@ def test_sweep_writes_one_row_per_variant(tiny_recipe, tiny_data, tmp_path, monk
     assert table["ground_truth"]["per_pixel_acc"] > 0
     markdown = (out / "comparison.md").read_text()
     assert "| L1 |" in markdown and "| L1+cGAN |" in markdown and "| Ground truth |" in markdown
+    # The segmenter's control: the real photos blurred, scored by the same segmenter.
+    assert "| Ground truth, blurred |" in markdown
+    assert set(table["ground_truth_blurred"]) == set(table["ground_truth"])
     # A later sweep sharing a variant reuses the finished run instead of training it again.
     result = invoke(
         "sweep", tiny_recipe, "--vary", "discriminator.name=patchgan_16", "--out", out,
@@ -195,3 +198,17 @@ def test_sweep_says_which_data_folder_it_found_in_the_data_home(tiny_data, tmp_p
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert f"data: {home / 'tinyset'} (the data home" in result.output
+
+
+def test_the_fcn_control_blurs_the_real_photos_by_a_sixty_fourth_of_their_side():
+    import torch
+
+    from p2pkit.evaluation.evaluate import blur_control, blur_sigma
+    from p2pkit.evaluation.metrics import laplacian_energy
+
+    assert blur_sigma(128) == 2 and blur_sigma(256) == 4
+    photos = torch.rand(2, 3, 64, 64) * 2 - 1
+    blurred = blur_control(photos)
+    assert blurred.shape == photos.shape
+    assert blurred.min() >= -1 and blurred.max() <= 1
+    assert (laplacian_energy(blurred) < 0.2 * laplacian_energy(photos)).all()

@@ -144,6 +144,31 @@ def _label_palette(
     return palette
 
 
+def blur_sigma(size: int) -> float:
+    """The Gaussian blur of the FCN-score's control, in pixels: 1/64 of the image side (2 px at
+    128 px, 4 px at 256 px), about the detail an L1-trained generator loses."""
+    return size / 64
+
+
+def blur_control(photos: torch.Tensor) -> torch.Tensor:
+    """The real photos blurred for the FCN-score's control row.
+
+    Args:
+        photos: float ``(N, 3, H, W)`` in ``[-1, 1]``.
+
+    Returns:
+        The same shape and range, Gaussian-blurred with sigma
+        [`blur_sigma`][p2pkit.evaluation.evaluate.blur_sigma] of the shorter side.
+    """
+    import kornia
+
+    sigma = blur_sigma(min(photos.shape[-2:]))
+    size = 2 * int(3 * sigma) + 1
+    return kornia.filters.gaussian_blur2d(
+        photos, (size, size), (sigma, sigma), border_type="reflect"
+    )
+
+
 def _segmenter(
     model: Any,
     root: str,
@@ -228,7 +253,7 @@ class _Scores:
         if settings.fcn != "off" and model.task.needs_target:
             self.palette = _label_palette(dataset, settings, required=settings.fcn == "on")
         self.segmenter = None
-        self.fake_cm = self.real_cm = None
+        self.fake_cm = self.real_cm = self.blurred_cm = None
         if settings.realism not in REALISM_VARIANTS:
             raise ConfigError(
                 f"realism {settings.realism!r}: use one of {', '.join(REALISM_VARIANTS)}"
@@ -270,9 +295,12 @@ class _Scores:
             )  # fmt: skip
             self.fake_cm = ConfusionMatrix(len(self.palette))
             self.real_cm = ConfusionMatrix(len(self.palette))
+            self.blurred_cm = ConfusionMatrix(len(self.palette))
         truth = labels_from_colors(x_rgb, self.palette)
         self.fake_cm.update(predict_labels(self.segmenter, fake_rgb), truth)
         self.real_cm.update(predict_labels(self.segmenter, real_rgb), truth)
+        blurred = blur_control(real_rgb)
+        self.blurred_cm.update(predict_labels(self.segmenter, blurred), truth)
 
     def segmenter_settings(self) -> dict[str, Any]:
         """How the FCN-score's segmenter was trained: what the page and ``metrics.json`` show.
@@ -357,6 +385,10 @@ class _Scores:
             result["fcn_scores"] = {
                 "generated": self.fake_cm.compute(),
                 "ground_truth": self.real_cm.compute(),
+                # The control: a segmenter that cannot tell these from the real photos cannot
+                # show what blur costs (issue: L1's blurry outputs scored like real photos).
+                "ground_truth_blurred": self.blurred_cm.compute(),
+                "blur_sigma": blur_sigma(self.model.crop_size),
                 "classes": len(self.palette),
                 "palette": self.palette.tolist(),
                 "segmenter": self.settings.segmenter,
@@ -653,6 +685,8 @@ def summary_table(result: dict[str, Any]) -> dict[str, Any]:
         for key in ("per_pixel_acc", "per_class_acc", "class_iou"):
             table[f"FCN {key}"] = fcn["generated"][key]
             table[f"FCN {key} (ground truth)"] = fcn["ground_truth"][key]
+            if "ground_truth_blurred" in fcn:
+                table[f"FCN {key} (ground truth, blurred)"] = fcn["ground_truth_blurred"][key]
     if "fid" in result:
         table["FID"] = result["fid"]["fid"]
         table["KID"] = result["fid"]["kid_mean"]

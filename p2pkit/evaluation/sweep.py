@@ -192,7 +192,7 @@ def run_sweep(
         resolved_variants.append((variant, resolved))
     claim_outputs(out, [f"{table}.json", f"{table}.md"], option="--out")
     rows: list[dict[str, Any]] = []
-    ground_truth = None
+    ground_truth = blurred = None
     for i, (variant, resolved) in enumerate(resolved_variants, 1):
         console.rule(f"[{i}/{len(variants)}] {variant.label}")
         started = time.perf_counter()
@@ -217,6 +217,7 @@ def run_sweep(
         rows.append(row)
         if "fcn_scores" in result and ground_truth is None:
             ground_truth = result["fcn_scores"]["ground_truth"]
+            blurred = result["fcn_scores"].get("ground_truth_blurred")
     comparison = {
         "recipe": base.name,
         "varies": list(varies),
@@ -224,6 +225,7 @@ def run_sweep(
         "split": settings.split or base.data.val_split,
         "rows": rows,
         "ground_truth": ground_truth,
+        "ground_truth_blurred": blurred,
     }
     (out / f"{table}.json").write_text(json.dumps(comparison, indent=2) + "\n")
     (out / f"{table}.md").write_text(comparison_markdown(comparison))
@@ -311,6 +313,11 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
     if truth:
         cells = [_fmt(truth[k]) if k in _FCN else "" for k in keys]
         lines.append("| Ground truth | " + " | ".join(cells) + " | |")
+    blurred = comparison.get("ground_truth_blurred")
+    if truth and blurred:
+        # The segmenter's control: it must score the real photos clearly above a blurred copy.
+        cells = [_fmt(blurred[k]) if k in _FCN else "" for k in keys]
+        lines.append("| Ground truth, blurred | " + " | ".join(cells) + " | |")
     title = f"Recipe `{comparison['recipe']}`, evaluated on `{comparison['split']}`"
     text = f"{title}\n\n" + "\n".join(lines) + "\n"
     judges = {json.dumps(row["judge"], sort_keys=True) for row in rows if row.get("judge")}
