@@ -5,17 +5,20 @@ as it is:
 
 ```text
 NAME/
-  pyproject.toml                  hatchling; the entry points of the generator and the recipe
+  pyproject.toml                  hatchling; the entry points of every component
   README.md
-  src/PACKAGE/__init__.py         requires the plugin API; locates the recipe file
+  src/PACKAGE/__init__.py         requires the plugin API; locates the recipe files
   src/PACKAGE/network.py          a small residual generator and its factory
+  src/PACKAGE/sources.py          a data source: coloured-block pairs made locally
   src/PACKAGE/PREFIX-synth.toml   a recipe: the synthetic facades with that generator
-  tests/test_PACKAGE.py           check_generator, check_recipe, smoke_train_and_translate
+  src/PACKAGE/PREFIX-blocks.toml  a recipe: the generator on the data source's blocks
+  tests/test_PACKAGE.py           check_generator, check_source, check_recipe,
+                                  smoke_train_and_translate
 ```
 
 ``PACKAGE`` is NAME in lower case with ``-`` and ``.`` as ``_``; ``PREFIX`` is PACKAGE
 without a leading ``p2pkit_``, and names the components (``PREFIX_residual``,
-``synth-facades-PREFIX``) so that they do not collide with p2pkit's own.
+``synth-facades-PREFIX``, ``blocks-PREFIX``) so that they do not collide with p2pkit's own.
 
 This module does not import torch.
 """
@@ -44,6 +47,8 @@ class PluginNames:
         prefix: the prefix of its component names (``mynet``).
         generator: the generator's registered name (``mynet_residual``).
         recipe: the recipe's registered name (``synth-facades-mynet``).
+        source: the data source's registered name (``blocks-mynet``), also the name of the
+            recipe that trains on it.
     """
 
     def __init__(self, distribution: str) -> None:
@@ -52,6 +57,7 @@ class PluginNames:
         self.prefix = self.package.removeprefix("p2pkit_") or self.package
         self.generator = f"{self.prefix}_residual"
         self.recipe = f"synth-facades-{self.prefix.replace('_', '-')}"
+        self.source = f"blocks-{self.prefix.replace('_', '-')}"
 
 
 def plugin_names(name: str) -> PluginNames:
@@ -80,7 +86,7 @@ build-backend = "hatchling.build"
 [project]
 name = "$distribution"
 version = "0.1.0"
-description = "p2pkit plugin: a small residual generator and a recipe that trains it."
+description = "p2pkit plugin: a small residual generator, a data source and two recipes."
 readme = "README.md"
 requires-python = ">=3.10"
 dependencies = ["p2pkit>=0.1", "torch>=2.1"]
@@ -92,8 +98,12 @@ test = ["pytest>=7.4"]
 [project.entry-points."p2pkit.generators"]
 $generator = "$package.network:$generator"
 
+[project.entry-points."p2pkit.sources"]
+$source = "$package.sources:$source_factory"
+
 [project.entry-points."p2pkit.recipes"]
 $recipe = "$package:synth_recipe"
+$source = "$package:blocks_recipe"
 
 [tool.hatch.build.targets.wheel]
 packages = ["src/$package"]
@@ -106,11 +116,11 @@ line-length = 100
 """
 
 _INIT = '''\
-"""$distribution: a p2pkit plugin with the generator ``$generator`` and the recipe
-``$recipe``.
+"""$distribution: a p2pkit plugin with the generator ``$generator``, the data source
+``$source`` and the recipes ``$recipe`` and ``$source``.
 
-The generator lives in ``$package.network``, which imports torch; this module does not,
-so that ``p2pkit recipes list`` stays fast.
+The generator lives in ``$package.network``, which imports torch; this module and the data
+source do not, so that ``p2pkit recipes list`` stays fast.
 """
 
 from __future__ import annotations
@@ -129,6 +139,88 @@ __version__ = "0.1.0"
 def synth_recipe() -> Traversable:
     """``$recipe``: the recipe file shipped inside this package."""
     return files(__name__) / "$prefix_dash-synth.toml"
+
+
+def blocks_recipe() -> Traversable:
+    """``$source``: the recipe that trains on this package's data source."""
+    return files(__name__) / "$prefix_dash-blocks.toml"
+'''
+
+_SOURCES = '''\
+"""``$source``: a data source that makes a small aligned dataset locally (numpy and Pillow).
+
+Each pair is a label map of coloured rectangles (B, right half) and a "photo" rendered from
+it (A, left half: the same blocks, shaded, with a little noise), the facades layout, so
+labels -> photo is ``BtoA``. p2pkit provides the set whenever a recipe whose ``data.source``
+is ``$source`` needs it: into ``data.root``, or into the data home when that is empty.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from p2pkit.errors import DataError
+from p2pkit.ranges import Range
+from PIL import Image
+
+# Options are typed like any component's: p2pkit checks them before the factory runs.
+Count = Annotated[int, Range(1, 10_000)]
+
+_MARKER = "$source.json"
+
+
+def _pair(rng: np.random.Generator, size: int) -> np.ndarray:
+    """One ``size`` x ``2 * size`` RGB pair, photo (A) | labels (B), uint8."""
+    labels = np.zeros((size, size, 3), np.float32)
+    labels[:] = rng.integers(0, 256, 3)
+    for _ in range(int(rng.integers(2, 6))):
+        top, left = rng.integers(0, size - 4, 2)
+        height, width = rng.integers(4, size // 2 + 1, 2)
+        labels[top : top + height, left : left + width] = rng.integers(0, 256, 3)
+    ramp = np.linspace(0.7, 1.0, size, dtype=np.float32)[:, None, None]
+    photo = labels * ramp + rng.normal(0, 6, labels.shape)
+    return np.clip(np.concatenate([photo, labels], axis=1), 0, 255).astype(np.uint8)
+
+
+class BlocksSource:
+    """Writes ``n_train`` + ``n_val`` pairs (seed 0) into ``train/`` and ``val/``."""
+
+    downloads = False
+
+    def __init__(self, n_train: int = 64, n_val: int = 8) -> None:
+        self.n_train, self.n_val = n_train, n_val
+        self.description = (
+            f"coloured blocks, made locally: {n_train} train + {n_val} val aligned pairs "
+            "(photo | labels) at the recipe's crop size"
+        )
+
+    def provide(self, folder: Path, *, size: int | None = None, progress: bool = True) -> Path:
+        """Write the set into ``folder`` at ``size`` px (default 64) unless it is there."""
+        folder = Path(folder)
+        settings = {"n_train": self.n_train, "n_val": self.n_val, "size": size or 64}
+        marker = folder / _MARKER
+        if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == settings:
+            return folder
+        if folder.is_dir() and any(folder.iterdir()) and not marker.is_file():
+            raise DataError(
+                f"{folder} is not empty and holds no $source set; choose a new folder"
+            )
+        rng = np.random.default_rng(0)
+        for split, count in (("train", self.n_train), ("val", self.n_val)):
+            (folder / split).mkdir(parents=True, exist_ok=True)
+            for i in range(1, count + 1):
+                image = _pair(rng, settings["size"])
+                Image.fromarray(image).save(folder / split / f"{i}.png")
+        marker.write_text(json.dumps(settings), encoding="utf-8")
+        return folder
+
+
+def $source_factory(n_train: Count = 64, n_val: Count = 8) -> BlocksSource:
+    """The factory the entry point names: ``$source``, made locally on first use."""
+    return BlocksSource(n_train, n_val)
 '''
 
 _NETWORK = '''\
@@ -222,6 +314,40 @@ epochs_decay = 4
 batch_size = 4
 """
 
+_BLOCKS_RECIPE = """\
+# This plugin's generator on this plugin's data source: p2pkit makes the data in the data
+# home (data/$source, or $$P2PKIT_DATA/$source) the first time the recipe runs.
+name = "$source"
+description = "Coloured-block labels -> shaded blocks with the $generator generator"
+paper = "none: the plugin template's own data"
+
+[task]
+name = "translation"
+
+[data]
+dataset = "aligned"
+source = "$source"
+direction = "BtoA"
+load_size = 72
+crop_size = 64
+
+[generator]
+name = "$generator"
+width = 16
+
+[discriminator]
+name = "patchgan_70"
+ndf = 16
+
+[objective]
+name = "l1_cgan"
+
+[train]
+epochs = 4
+epochs_decay = 2
+batch_size = 4
+"""
+
 _TEST = '''\
 """$distribution fits p2pkit: checked with p2pkit.testing, through its installed entry points."""
 
@@ -238,6 +364,7 @@ import p2pkit
 from p2pkit.testing import (
     check_generator,
     check_recipe,
+    check_source,
     smoke_train_and_translate,
 )
 
@@ -246,7 +373,13 @@ import $package  # noqa: F401
 
 
 def test_components_are_found_through_their_entry_points():
-    for kind, name in (("generators", "$generator"), ("recipes", "$recipe")):
+    found = [
+        ("generators", "$generator"),
+        ("recipes", "$recipe"),
+        ("recipes", "$source"),
+        ("sources", "$source"),
+    ]
+    for kind, name in found:
         assert p2pkit.get_registry(kind).info(name).distribution == "$canonical"
 
 
@@ -256,8 +389,15 @@ def test_generator_passes_the_conformance_check():
     check_generator(G, size=32, batch_size=1)
 
 
-def test_recipe_passes_check_recipe():
+def test_recipes_pass_check_recipe():
     assert check_recipe("$recipe").generator.name == "$generator"
+    assert check_recipe("$source").data.source == "$source"
+
+
+def test_data_source_passes_the_conformance_check(tmp_path):
+    source = p2pkit.get_registry("sources").create("$source", n_train=2, n_val=1)
+    folder = check_source(source, tmp_path / "blocks", size=32)
+    assert len(list((folder / "train").iterdir())) == 2
 
 
 def test_recipe_trains_and_translates(tmp_path):
@@ -280,13 +420,16 @@ A p2pkit plugin made by `p2pkit plugins new $distribution`. It adds:
 
 - the generator `$generator` (entry-point group `p2pkit.generators`): a small residual
   network; options `width` (1 to 256, default 32) and `blocks` (1 to 16, default 2);
-- the recipe `$recipe` (group `p2pkit.recipes`): the offline synthetic facades setting
-  with that generator.
+- the data source `$source` (group `p2pkit.sources`): coloured-block pairs made locally,
+  without torch;
+- the recipes `$recipe` (the offline synthetic facades setting with that generator) and
+  `$source` (the generator on the data source's blocks), group `p2pkit.recipes`.
 
 Install it, see it, use it:
 
     pip install -e .
     p2pkit list generators                 # $generator from $distribution
+    p2pkit list sources                    # $source from $distribution
     p2pkit plugins check $distribution     # imports and checks every component
     p2pkit run recipe $recipe
 
@@ -324,6 +467,8 @@ def write_plugin(name: str, to: str | Path = ".") -> Path:
         "prefix_dash": names.prefix.replace("_", "-"),
         "generator": names.generator,
         "recipe": names.recipe,
+        "source": names.source,
+        "source_factory": names.source.replace("-", "_"),
         "api_major": PLUGIN_API_VERSION.split(".")[0],
     }
     package = root / "src" / names.package
@@ -332,7 +477,9 @@ def write_plugin(name: str, to: str | Path = ".") -> Path:
         root / "README.md": _README,
         package / "__init__.py": _INIT,
         package / "network.py": _NETWORK,
+        package / "sources.py": _SOURCES,
         package / f"{values['prefix_dash']}-synth.toml": _RECIPE,
+        package / f"{values['prefix_dash']}-blocks.toml": _BLOCKS_RECIPE,
         root / "tests" / f"test_{names.package}.py": _TEST,
     }
     for path, text in files.items():

@@ -21,6 +21,7 @@ def test_names_come_from_the_distribution_name():
     names = plugin_names("p2pkit-my.net")
     assert (names.package, names.prefix) == ("p2pkit_my_net", "my_net")
     assert (names.generator, names.recipe) == ("my_net_residual", "synth-facades-my-net")
+    assert names.source == "blocks-my-net"
     assert plugin_names("cool-gen").generator == "cool_gen_residual"
 
 
@@ -47,13 +48,17 @@ def test_the_written_files(tmp_path):
         "README.md",
         "pyproject.toml",
         "src/p2pkit_files/__init__.py",
+        "src/p2pkit_files/files-blocks.toml",
         "src/p2pkit_files/files-synth.toml",
         "src/p2pkit_files/network.py",
+        "src/p2pkit_files/sources.py",
         "tests/test_p2pkit_files.py",
     ]
     pyproject = (root / "pyproject.toml").read_text()
     assert 'files_residual = "p2pkit_files.network:files_residual"' in pyproject
     assert 'synth-facades-files = "p2pkit_files:synth_recipe"' in pyproject
+    assert 'blocks-files = "p2pkit_files.sources:blocks_files"' in pyproject
+    assert 'blocks-files = "p2pkit_files:blocks_recipe"' in pyproject
     assert 'p2pkit.require_api("1")' in (root / "src/p2pkit_files/__init__.py").read_text()
 
 
@@ -98,6 +103,6 @@ def test_a_new_plugin_installs_and_passes_its_own_tests(tmp_path):
         cwd=root, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "4 passed" in tests.stdout
+    assert "5 passed" in tests.stdout
     # The plugin went into the throwaway venv only.
     assert importlib.util.find_spec("p2pkit_tmplcheck") is None

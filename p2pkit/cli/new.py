@@ -22,7 +22,7 @@ import click
 )
 def plugins_new(name: str, dest: Path) -> None:
     """Write a ready plugin distribution NAME (e.g. p2pkit-mynet): pyproject with entry
-    points, a generator, a recipe, tests using p2pkit.testing and a README.
+    points, a generator, a data source, two recipes, tests using p2pkit.testing and a README.
 
     Its tests pass as written: pip install -e NAME, then python -m pytest NAME.
     """
@@ -30,5 +30,8 @@ def plugins_new(name: str, dest: Path) -> None:
 
     root = write_plugin(name, dest)
     names = plugin_names(name)
-    click.echo(f"wrote {root}: generator {names.generator}, recipe {names.recipe}")
+    click.echo(
+        f"wrote {root}: generator {names.generator}, data source {names.source}, "
+        f"recipes {names.recipe} and {names.source}"
+    )
     click.echo(f"next: pip install -e {root} && python -m pytest {root}")
