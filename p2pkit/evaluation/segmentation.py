@@ -3,15 +3,18 @@
 The paper judges generated photos by how well an off-the-shelf semantic segmenter, trained on
 real photos of the same dataset (FCN-8s on Cityscapes), recovers the labels the photos were
 generated from: per-pixel accuracy, per-class accuracy and class IoU. No pretrained segmenter
-exists for an arbitrary dataset, so p2pkit provides the pieces to make one, in three modules
+exists for an arbitrary dataset, so p2pkit provides the pieces to make one, in four modules
 whose public names this one gathers:
 
 * [`p2pkit.evaluation.segmenter`][p2pkit.evaluation.segmenter]: the segmenter
   ([`fcn_small`][p2pkit.evaluation.segmenter.fcn_small], a small fully convolutional network
-  with FCN-8s-style skip fusion, the built-in component of the ``p2pkit.segmenters`` entry-point
+  with FCN-8s-style skip fusion, a built-in component of the ``p2pkit.segmenters`` entry-point
   group), [`train_segmenter`][p2pkit.evaluation.segmenter.train_segmenter], which trains it on a
   dataset's real photos and labels, and
   [`predict_labels`][p2pkit.evaluation.segmenter.predict_labels];
+* [`p2pkit.evaluation.segmenter_unet`][p2pkit.evaluation.segmenter_unet]:
+  [`unet_seg`][p2pkit.evaluation.segmenter_unet.unet_seg], a U-Net segmenter, another built-in
+  component of that group;
 * [`p2pkit.evaluation.segmenter_cache`][p2pkit.evaluation.segmenter_cache]:
   [`save_segmenter`][p2pkit.evaluation.segmenter_cache.save_segmenter] /
   [`load_segmenter`][p2pkit.evaluation.segmenter_cache.load_segmenter] /
@@ -47,11 +50,13 @@ from p2pkit.evaluation.segmenter_cache import (
     save_segmenter,
     segmenter_cache_path,
 )
+from p2pkit.evaluation.segmenter_unet import UNetSegmenter, unet_seg
 
 __all__ = [
     "BatchSource",
     "ConfusionMatrix",
     "FCNSmall",
+    "UNetSegmenter",
     "data_fingerprint",
     "default_cache_dir",
     "fcn_small",
@@ -62,4 +67,5 @@ __all__ = [
     "segmentation_scores",
     "segmenter_cache_path",
     "train_segmenter",
+    "unet_seg",
 ]

@@ -4,7 +4,7 @@ The paper scores generated photos with FCN-8s trained on real Cityscapes photos 
 pretrained segmenter exists for an arbitrary dataset, so p2pkit trains its own:
 
 * [`fcn_small`][p2pkit.evaluation.segmenter.fcn_small], a small fully convolutional segmenter
-  with FCN-8s-style skip fusion, the built-in component of the ``p2pkit.segmenters`` entry-point
+  with FCN-8s-style skip fusion, a built-in component of the ``p2pkit.segmenters`` entry-point
   group (found through that group like any plugin);
 * [`train_segmenter`][p2pkit.evaluation.segmenter.train_segmenter], which trains a segmenter on a
   dataset's real photos and labels;
@@ -152,9 +152,15 @@ def fcn_small(num_classes: int, in_channels: int = 3, width: int = 32, depth: in
 # --------------------------------------------------------------------------------------------
 
 
-def _tensor_source(photos: torch.Tensor, labels: torch.Tensor, hflip: bool) -> BatchSource:
+def _tensor_source(
+    photos: torch.Tensor, labels: torch.Tensor, hflip: bool, crop: int | None = None
+) -> BatchSource:
     """A [`BatchSource`][p2pkit.evaluation.segmenter.BatchSource] that samples random (optionally
-    mirrored) pairs from tensors."""
+    mirrored, optionally cropped) pairs from tensors.
+
+    Without ``crop`` it draws exactly the random numbers it drew before ``crop`` existed, so
+    segmenters trained (and cached) without it come out the same.
+    """
 
     def source(batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.randint(0, photos.shape[0], (batch_size,), generator=generator)
@@ -164,6 +170,14 @@ def _tensor_source(photos: torch.Tensor, labels: torch.Tensor, hflip: bool) -> B
             flip = (torch.rand(batch_size, generator=generator) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             y = torch.where(flip[:, None, None], y.flip(-1), y)
+        if crop is not None:
+            # One random crop-by-crop window per pair, the same for the photo and its labels.
+            h, w = x.shape[-2:]
+            top = torch.randint(0, h - crop + 1, (batch_size,), generator=generator).tolist()
+            left = torch.randint(0, w - crop + 1, (batch_size,), generator=generator).tolist()
+            windows = list(enumerate(zip(top, left, strict=True)))
+            x = torch.stack([x[i, :, t : t + crop, s : s + crop] for i, (t, s) in windows])
+            y = torch.stack([y[i, t : t + crop, s : s + crop] for i, (t, s) in windows])
         return x, y
 
     return source
@@ -186,6 +200,7 @@ def train_segmenter(
     ignore_index: int | None = None,
     hflip: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    crop: int | None = None,
 ) -> nn.Module:
     """Train a segmenter on real photos and their label maps (the FCN-score's reference net).
 
@@ -213,16 +228,23 @@ def train_segmenter(
         ignore_index: label of pixels left out of the loss.
         hflip: mirror half the pairs at random (tensor input only).
         on_step: called as ``on_step(step, loss)`` after every step (1-based), e.g. for logging.
+        crop: train on one random ``crop`` x ``crop`` window of each pair (tensor input only;
+            a fully convolutional segmenter still segments whole photos afterwards). Cheaper
+            steps and more varied batches; ``None`` (the default) trains on whole photos and
+            reproduces segmenters trained before this option existed.
 
     Returns:
         The trained segmenter, in eval mode, on ``device``.
 
     Raises:
         DataError: when photos and labels do not fit together or labels are out of range.
+        ConfigError: when ``steps``, ``batch_size`` or ``crop`` is out of range.
     """
     if callable(photos) and not isinstance(photos, torch.Tensor):
         if labels is not None:
             raise ValueError("train_segmenter: pass labels=None when photos is a batch source")
+        if crop is not None:
+            raise ValueError("train_segmenter: crop works on tensors; crop in the batch source")
         source = photos
     else:
         if labels is None:
@@ -238,7 +260,12 @@ def train_segmenter(
                 f"{tuple(labels.shape[-2:])}; resize the label maps with nearest neighbour"
             )
         check_labels(labels, num_classes, ignore_index, "train_segmenter")
-        source = _tensor_source(photos, labels.long(), hflip)
+        if crop is not None and not 1 <= crop <= min(photos.shape[-2:]):
+            raise ConfigError(
+                f"train_segmenter: crop must be between 1 and the photo side "
+                f"{min(photos.shape[-2:])}, got {crop}"
+            )
+        source = _tensor_source(photos, labels.long(), hflip, crop)
     if steps < 1 or batch_size < 1:
         raise ConfigError(
             f"train_segmenter: steps and batch_size must be >= 1, got {steps}, {batch_size}"
