@@ -21,6 +21,9 @@ without a leading ``p2pkit_``, and names the components (``PREFIX_residual``,
 ``synth-facades-PREFIX``, ``blocks-PREFIX``) so that they do not collide with p2pkit's own.
 
 This module does not import torch.
+
+Why this module is long: most of it is the text of the files it writes, kept side by side so
+that a name changed in one template shows where the others use it.
 """
 
 from __future__ import annotations
