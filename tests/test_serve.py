@@ -43,9 +43,6 @@ from p2pkit.serve import (
     served_runs,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 LIMITS = Limits(max_pixels=64 * 64, max_bytes=60_000)
 SERVER_LIMITS = Limits(max_pixels=256 * 256, max_bytes=60_000)  # the drawing is 256 x 256
 
@@ -244,20 +241,6 @@ def test_the_http_api_translates_a_file_into_a_png(server, tiny_run: Path, tmp_p
     assert status == 413 and b"--max-file-size" in body
     status, body, _ = post(f"{url}/api/translate/nope", image.read_bytes())
     assert status == 404 and b"tiny, facades" in body
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Headless Chromium through Playwright, or a skip that says what is missing."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -56,6 +56,23 @@ def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(8, channels), channels)
 
 
+def segmenter_config(
+    name: str, num_classes: int, in_channels: int, width: int, depth: int
+) -> dict[str, int]:
+    """The checked options of a width/depth segmenter, as its ``config`` (what the segmenter
+    cache saves and rebuilds it from).
+
+    Raises:
+        ConfigError: an option out of range, naming the segmenter.
+    """
+    if num_classes < 2 or in_channels < 1 or width < 1 or depth < 0:
+        raise ConfigError(
+            f"{name}: need num_classes >= 2, in_channels >= 1, width >= 1 and depth >= 0, "
+            f"got {num_classes}, {in_channels}, {width}, {depth}"
+        )
+    return {"num_classes": num_classes, "in_channels": in_channels, "width": width, "depth": depth}
+
+
 class _ConvBlock(nn.Sequential):
     """Two 3x3 convolutions with normalisation and ReLU; the first may halve the resolution."""
 
@@ -91,17 +108,7 @@ class FCNSmall(nn.Module):
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 32, depth: int = 3):
         super().__init__()
-        if num_classes < 2 or in_channels < 1 or width < 1 or depth < 0:
-            raise ConfigError(
-                f"fcn_small: need num_classes >= 2, in_channels >= 1, width >= 1 and depth >= 0, "
-                f"got {num_classes}, {in_channels}, {width}, {depth}"
-            )
-        self.config = {
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "width": width,
-            "depth": depth,
-        }
+        self.config = segmenter_config("fcn_small", num_classes, in_channels, width, depth)
         channels = [width * 2**i for i in range(depth + 1)]
         self.stages = nn.ModuleList()
         cin = in_channels

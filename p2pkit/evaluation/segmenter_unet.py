@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pkit.errors import ConfigError
-from p2pkit.evaluation.segmenter import _ConvBlock
+from p2pkit.evaluation.segmenter import _ConvBlock, segmenter_config
 from p2pkit.ranges import Range
 
 __all__ = ["UNetSegmenter", "unet_seg"]
@@ -53,17 +52,7 @@ class UNetSegmenter(nn.Module):
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, depth: int = 4):
         super().__init__()
-        if num_classes < 2 or in_channels < 1 or width < 1 or depth < 0:
-            raise ConfigError(
-                f"unet_seg: need num_classes >= 2, in_channels >= 1, width >= 1 and depth >= 0, "
-                f"got {num_classes}, {in_channels}, {width}, {depth}"
-            )
-        self.config = {
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "width": width,
-            "depth": depth,
-        }
+        self.config = segmenter_config("unet_seg", num_classes, in_channels, width, depth)
         channels = [width * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()
         cin = in_channels

@@ -270,10 +270,20 @@ def read_input(
         RegistryError: no layout has that name.
         ConfigError: the layout cannot read single files.
     """
+    return _read_sides(input_reader(model, layout), path, resize)
+
+
+def _read_sides(
+    read: Callable[[Path], tuple[torch.Tensor, torch.Tensor | None]],
+    path: Path,
+    resize: int | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[`read_input`][p2pkit.inference.read_input] with the layout's reader already made, so
+    a stream of files looks the layout up and builds its options once."""
     from p2pkit.data.decode import ImageProblem
 
     try:
-        a, b = input_reader(model, layout)(path)
+        a, b = read(path)
     except ImageProblem as exc:
         raise DataError(f"{path}: {exc}") from None
 
@@ -340,8 +350,9 @@ def translate_files(
         pending.clear()
 
     limit = batch_size or AUTO_MAX_BATCH
+    read = input_reader(model, layout)
     inputs = read_ahead(
-        ((path, *read_input(path, model, layout, resize)) for path in files), depth=2 * limit
+        ((path, *_read_sides(read, path, resize)) for path in files), depth=2 * limit
     )
     for run in same_shape_runs(inputs, limit, key=lambda item: tuple(item[1].shape)):
         size = batch_size or auto_batch_size(*run[0][1].shape[-2:])
