@@ -119,6 +119,7 @@ class BenchmarkError(RuntimeError):
 class Tool:
     name: str
     mode: str  # "eval" or "paper"
+    engine: str = ""  # p2pkit's --engine; "" for the authors
     times: dict[int, list[float]] = field(default_factory=dict)  # images -> seconds per repeat
 
 
@@ -250,7 +251,13 @@ def authors_command(
 
 
 def p2pkit_command(
-    args: argparse.Namespace, p2pkit: str, run: Path, inputs: Path, out: Path, mode: str
+    args: argparse.Namespace,
+    p2pkit: str,
+    run: Path,
+    inputs: Path,
+    out: Path,
+    mode: str,
+    engine: str = "torch",
 ) -> list[str]:
     cmd = [
         p2pkit,
@@ -264,7 +271,7 @@ def p2pkit_command(
         "--device",
         args.device,
         "--engine",
-        args.engine,
+        engine,
     ]
     if args.batch_size is not None:
         cmd += ["--batch-size", args.batch_size]
@@ -356,6 +363,7 @@ def analyse(tool: Tool, n: int, k: int) -> dict[str, object]:
     return {
         "tool": tool.name,
         "mode": tool.mode,
+        "engine": tool.engine,
         "seconds": {str(n): tn, str(k): tk},
         "whole_process_images_per_s": summary(whole),
         "steady_state_images_per_s": summary(steady),
@@ -381,6 +389,8 @@ def markdown(rows: list[dict[str, object]], n: int, repeats: int) -> str:
     }
     for r in rows:
         name, mode = labels[(str(r["tool"]), str(r["mode"]))]
+        if r.get("engine") not in (None, "", "torch"):
+            name += f" --engine {r['engine']}"
         lines.append(
             f"| {name} | {mode} | {fmt(r['whole_process_s'])} "  # type: ignore[arg-type]
             f"| {fmt(r['whole_process_images_per_s'])} "  # type: ignore[arg-type]
@@ -459,9 +469,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--engine",
-        default="torch",
+        nargs="+",
+        default=["torch"],
         choices=["torch", "onnxruntime"],
-        help="p2pkit translate's --engine; onnxruntime exports the run once first (untimed)",
+        help="p2pkit translate's --engine, one or several (timed side by side, alternating); "
+        "onnxruntime exports the run once first (untimed) and runs in eval mode only",
     )
     p.add_argument(
         "--work", type=Path, help="working folder, new or empty (default: a temporary one)"
@@ -563,7 +575,7 @@ def benchmark(
         env=env,
     )
     print(f"p2pkit run folder: {run}")
-    if args.engine == "onnxruntime":
+    if "onnxruntime" in args.engine:
         # Like training, the export is done once per model, so it is not timed.
         run_checked([p2pkit, "export", str(run), "--format", "onnx"], "p2pkit export", env=env)
 
@@ -575,7 +587,11 @@ def benchmark(
 
     inputs = {size: subset(split, work / "inputs", size) for size in (n, k)}
     modes = ["eval", "paper"] if args.modes == "both" else [args.modes]
-    tools = [Tool(name, mode) for mode in modes for name in ("authors", "p2pkit")]
+    tools = []
+    for mode in modes:
+        tools.append(Tool("authors", mode))
+        # The paper's protocol is not an exported graph: onnxruntime runs eval mode only.
+        tools += [Tool("p2pkit", mode, e) for e in args.engine if mode == "eval" or e == "torch"]
     for t in tools:
         t.times = {n: [], k: []}
     logs = work / "logs"
@@ -583,18 +599,19 @@ def benchmark(
     comparison: dict[str, object] | None = None
 
     def one(tool: Tool, size: int, label: str) -> float:
-        out = work / "out" / f"{tool.name}-{tool.mode}-n{size}-{label.replace(' ', '')}"
+        name = f"{tool.name}-{tool.engine}" if tool.engine else tool.name
+        out = work / "out" / f"{name}-{tool.mode}-n{size}-{label.replace(' ', '')}"
         if tool.name == "authors":
             cmd = authors_command(args, inputs[size].parent, checkpoints, out, size, tool.mode)
             cwd: Path | None = args.authors_dir
         else:
-            cmd = p2pkit_command(args, p2pkit, run, inputs[size], out, tool.mode)
+            cmd = p2pkit_command(args, p2pkit, run, inputs[size], out, tool.mode, tool.engine)
             cwd = None
         seconds = timed(cmd, cwd, env, logs / f"{out.name}.log")
         made = count_outputs(tool.name, out)
         if made != size:
             raise BenchmarkError(f"{' '.join(cmd)} wrote {made} outputs, not {size}")
-        print(f"  {tool.name:7s} {tool.mode:5s} {size:4d} images  {seconds:7.2f} s  ({label})")
+        print(f"  {name:18s} {tool.mode:5s} {size:4d} images  {seconds:7.2f} s  ({label})")
         return seconds
 
     print("commands:")
@@ -605,7 +622,10 @@ def benchmark(
                 authors_command(args, Path("DATAROOT"), checkpoints, Path("RESULTS"), n, mode)
             )
         )
-        print("  " + " ".join(p2pkit_command(args, p2pkit, run, Path("INPUTS"), Path("OUT"), mode)))
+        for t in tools:
+            if t.name == "p2pkit" and t.mode == mode:
+                cmd = p2pkit_command(args, p2pkit, run, Path("INPUTS"), Path("OUT"), mode, t.engine)
+                print("  " + " ".join(cmd))
     print(f"    (run from {args.authors_dir} for the authors' test.py)")
 
     for w in range(args.warmup):
@@ -617,10 +637,13 @@ def benchmark(
             for t in order:
                 t.times[size].append(one(t, size, f"repeat {r + 1}"))
         if comparison is None and "eval" in modes:
-            comparison = compare_outputs(
-                work / "out" / f"authors-eval-n{n}-repeat{r + 1}",
-                work / "out" / f"p2pkit-eval-n{n}-repeat{r + 1}",
-            )
+            comparison = {
+                engine: compare_outputs(
+                    work / "out" / f"authors-eval-n{n}-repeat{r + 1}",
+                    work / "out" / f"p2pkit-{engine}-eval-n{n}-repeat{r + 1}",
+                )
+                for engine in args.engine
+            }
         if not args.keep:  # outputs of later repeats are not looked at
             for d in (work / "out").iterdir():
                 shutil.rmtree(d)
@@ -640,6 +663,7 @@ def benchmark(
         "repeats": args.repeats,
         "warmup": args.warmup,
         "modes": modes,
+        "engines": args.engine,
         "generator": str(args.generator) if args.generator else f"random, seed {args.seed}",
         "save_triplets": args.save_triplets,
         "output_comparison_eval": comparison,
@@ -658,14 +682,16 @@ def benchmark(
         f"p2pkit {threads['p2pkit'][1]} (torch {threads['p2pkit'][0]})"
     )
     if comparison is not None:
-        ok = comparison["max_abs_diff"] <= 1 and not comparison["missing_in_p2pkit"]  # type: ignore[operator]
-        print(
-            f"outputs (eval mode, {comparison['images']} images): max |p2pkit - authors| = "
-            f"{comparison['max_abs_diff']}, mean {comparison['mean_abs_diff']:.4f}, "
-            f"differences {comparison['diff_histogram']} -> "
-            f"{'MATCH (within their truncation vs rounding)' if ok else 'MISMATCH'}"
-        )
-        results["outputs_match"] = ok
+        results["outputs_match"] = True
+        for engine, c in comparison.items():
+            ok = c["max_abs_diff"] <= 1 and not c["missing_in_p2pkit"]  # type: ignore[operator]
+            print(
+                f"outputs ({engine}, eval mode, {c['images']} images): max |p2pkit - authors| "
+                f"= {c['max_abs_diff']}, mean {c['mean_abs_diff']:.4f}, differences "
+                f"{c['diff_histogram']} -> "
+                f"{'MATCH (within their truncation vs rounding)' if ok else 'MISMATCH'}"
+            )
+            results["outputs_match"] = results["outputs_match"] and ok
     if "paper" in modes:
         print("paper mode: outputs not compared (dropout draws differ from run to run)")
     print()

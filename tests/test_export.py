@@ -315,6 +315,25 @@ def test_translate_with_onnxruntime_equals_the_torch_engine(exported, tiny_data,
         assert np.abs(pixels - ort_out[name]).max() <= 1  # 8-bit rounding of equal floats
 
 
+def test_the_onnxruntime_engine_reads_no_weights_from_the_checkpoint(exported, tiny_data, tmp_path):
+    """The exported file carries the weights: translating with it builds no torch network
+    and never reads the checkpoint's tensors file (that start-up time is saved)."""
+    from p2pkit.inference import load_trained
+
+    run, _ = exported
+    copy = Path(shutil.copytree(run, tmp_path / "tiny"))
+    for tensors in copy.glob("checkpoints/*/tensors.safetensors"):
+        tensors.write_bytes(b"not read")
+    model = load_trained(copy, "cpu", network=False)
+    assert model.generator is None and model.task is not None and model.weights == "raw"
+    args = ["translate", copy, tiny_data / "val", "--layout", "aligned", "--out", tmp_path / "o"]
+    result = invoke(*args, "--engine", "onnxruntime")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.png")) == ["1.png", "2.png"]
+    result = invoke(*args[:-1], tmp_path / "t")  # the torch engine does read them
+    assert result.exit_code == 2 and "tensors.safetensors" in result.output
+
+
 def test_translate_refuses_a_default_file_exported_from_another_checkpoint(
     exported, tiny_data, tmp_path
 ):

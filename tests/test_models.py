@@ -201,3 +201,49 @@ def test_matmul_fast_path_of_the_convolutions_matches_torch(side):
         (grad_x,) = torch.autograd.grad(y.sum(), x)
         (expected_grad,) = torch.autograd.grad(expected.sum(), x)
         torch.testing.assert_close(grad_x, expected_grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("out_channels", [1, 3, 4, 5])
+def test_up_convolution_to_an_image_takes_the_matmul_path_without_autograd(out_channels):
+    """The U-Net's last layer (a few output channels) runs as matmul + fold at any size
+    without autograd, with the results of nn.ConvTranspose2d."""
+    from p2pkit.models import layers
+
+    torch.manual_seed(0)
+    layer = layers.UpConv(16, out_channels)
+    x = torch.randn(2, 16, 32, 32)
+    calls = []
+    original = torch.nn.functional.fold
+    try:
+        torch.nn.functional.fold = lambda *a, **k: calls.append(1) or original(*a, **k)
+        with torch.no_grad():
+            y = layer(x)
+    finally:
+        torch.nn.functional.fold = original
+    expected = torch.nn.functional.conv_transpose2d(
+        x, layer.weight, layer.bias, stride=2, padding=1
+    )
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    fast = out_channels <= layers._MATMUL_UP_MAX_OUT_CHANNELS_NO_GRAD
+    assert bool(calls) == fast
+
+
+def test_unet_decoder_relus_in_place_keep_outputs_and_gradients():
+    """The decoder's in-place ReLUs change neither the outputs nor the gradients."""
+    from p2pkit.models.unet import unet
+
+    torch.manual_seed(0)
+    G = unet(3, 3, ngf=4, depth=5)
+    x = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(1)  # the same dropout masks in both passes
+    y = G(x)
+    grads = torch.autograd.grad(y.square().sum(), list(G.parameters()))
+    for module in G.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+    torch.manual_seed(1)
+    y_ref = G(x)
+    grads_ref = torch.autograd.grad(y_ref.square().sum(), list(G.parameters()))
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+    for g, r in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-6, atol=1e-7)

@@ -181,8 +181,9 @@ def translate_command(
     # The command's first argument is checked first: a wrong checkpoint or --weights is
     # named before anything about the inputs. BatchNorm is not folded for the torch engine:
     # measured on a 2-core CPU (docs/performance.md) it saved no time per image and cost 0.4 s
-    # of start-up; export folds it, where the graph is fixed anyway.
-    model = load_trained(checkpoint, device, weights)
+    # of start-up; export folds it, where the graph is fixed anyway. The ONNX engine needs
+    # only the checkpoint's description: its weights are in the exported file.
+    model = load_trained(checkpoint, device, weights, network=engine == "torch")
     if engine == "onnxruntime":
         from p2pkit.inference.onnx import with_onnx_engine
 

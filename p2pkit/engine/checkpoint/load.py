@@ -34,17 +34,22 @@ from p2pkit.errors import CheckpointError
 META_LIMIT = 64 << 20
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike[str], *, verify: bool = True, tensors: bool = True
+) -> Checkpoint:
     """Read a checkpoint (see [`find_checkpoint`][p2pkit.engine.checkpoint.find_checkpoint] for what
     ``path`` may be).
 
     Args:
         path: checkpoint directory, ``checkpoints`` directory or run directory.
         verify: compare the tensors file with the sha256 recorded in meta.json.
+        tensors: False reads meta.json only (the recipe, the networks' specs) and leaves
+            ``Checkpoint.tensors`` empty: for a caller that takes the weights from
+            elsewhere, such as an exported ONNX file.
 
     Returns:
         The [`Checkpoint`][p2pkit.engine.checkpoint.Checkpoint], its tensors read fully into CPU
-        memory.
+        memory unless ``tensors`` is False.
 
     Raises:
         CheckpointError: nothing to load there, or a file is missing or corrupt.
@@ -78,6 +83,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Che
             f"{meta.get('p2pkit_version')}) but this p2pkit {p2pkit.__version__} reads up to "
             f"version {FORMAT_VERSION}; upgrade p2pkit"
         )
+    if not tensors:
+        return Checkpoint(path=where, meta=meta, tensors={})
     try:
         data = read_checkpoint_file(tensors_path, None, TENSORS_FILE)
     except FileNotFoundError:
@@ -143,7 +150,8 @@ class Checkpoint:
     Attributes:
         path: the checkpoint directory.
         meta: the parsed meta.json.
-        tensors: every stored tensor by key, on the CPU.
+        tensors: every stored tensor by key, on the CPU (empty when loaded with
+            ``tensors=False``).
     """
 
     path: Path
