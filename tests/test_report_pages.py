@@ -63,13 +63,14 @@ def test_metrics_json_and_the_page_record_the_segmenters_settings(run: Path) -> 
     assert fcn["segmenter_settings"] == {
         "component": "fcn_small",
         "steps": 5,
+        "crop": 16,  # the default: half the run's 32 px crop size
         "seed": 0,
         "image_size": [32, 32],
         "palette_size": fcn["classes"],
     }
     page = page_text(run / "eval-val" / "index.html")
     assert (
-        "component fcn_small; training steps 5; seed 0; image size 32 x 32; "
+        "component fcn_small; training steps 5; crops 16 x 16 px; seed 0; image size 32 x 32; "
         f"palette size {fcn['classes']}"
     ) in page
 

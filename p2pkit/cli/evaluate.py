@@ -52,10 +52,16 @@ def evaluation_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--segmenter-steps",
-            default=1500,
+            default=3000,
             show_default=True,
             type=click.IntRange(1),
             help="Training steps for the FCN-score segmenter when it is not cached yet.",
+        ),
+        click.option(
+            "--segmenter-crop",
+            type=click.IntRange(0),
+            help="Side of the random crops the segmenter trains on (default: half the run's "
+            "crop size, 64 px for 128 px runs; 0: whole images).",
         ),
         click.option(
             "--metrics",
@@ -164,6 +170,7 @@ def _settings(**kw: Any) -> Any:
         palette=palette,
         segmenter=kw["segmenter"],
         segmenter_steps=kw["segmenter_steps"],
+        segmenter_crop=kw["segmenter_crop"],
         max_images=kw["max_images"],
         device=kw["device"],
         fid_weights=None if kw["fid_weights"] is None else str(kw["fid_weights"]),

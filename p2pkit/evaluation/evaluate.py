@@ -60,6 +60,12 @@ class EvaluationSettings:
         palette: explicit label colours as [[r, g, b], ...]; found from data if None.
         segmenter: registered segmenter component for the FCN-score.
         segmenter_steps: training steps for a segmenter not yet in the cache.
+        segmenter_crop: side of the random square crops the segmenter trains on; None
+            (the default) takes half the run's crop size (64 px for 128 px runs), 0 trains
+            on whole images. Together with the 3 000 default steps this is the setting that
+            scored real facades photos furthest above a blurred copy of them
+            (``benchmarks/segmenter_blur_gap.py``, docs/results.md), for the time that 600
+            steps on whole images take.
         max_images: score at most this many images (0: all).
         device: ``auto``, ``cpu``, ``cuda``...
         report: also write the HTML page.
@@ -81,7 +87,8 @@ class EvaluationSettings:
     fcn: str = "auto"
     palette: list[list[int]] | None = None
     segmenter: str = "fcn_small"
-    segmenter_steps: int = 1500
+    segmenter_steps: int = 3000
+    segmenter_crop: int | None = None
     max_images: int = 0
     device: str = "auto"
     report: bool = True
@@ -169,6 +176,14 @@ def blur_control(photos: torch.Tensor) -> torch.Tensor:
     )
 
 
+def segmenter_crop(settings: EvaluationSettings, size: tuple[int, int]) -> int | None:
+    """The crop side the FCN-score segmenter trains on for images of ``size`` (H, W), or None
+    for whole images (``settings.segmenter_crop`` resolved: None is half the smaller side)."""
+    side = min(size)
+    crop = side // 2 if settings.segmenter_crop is None else settings.segmenter_crop
+    return crop if 0 < crop < side else None
+
+
 def _segmenter(
     model: Any,
     root: str,
@@ -187,6 +202,7 @@ def _segmenter(
         data.train_split, "recipe data.train_split", model.checkpoint / "meta.json"
     )
     train = _eval_dataset(model, root, train_split, None)
+    crop = segmenter_crop(settings, size)
     train_settings = {
         "size": list(size),
         "steps": settings.segmenter_steps,
@@ -194,6 +210,9 @@ def _segmenter(
         "palette": palette.tolist(),
         "component": settings.segmenter,
     }
+    if crop is not None:
+        # Only when set: a segmenter cached by whole-image training keeps its key.
+        train_settings["crop"] = crop
     path = seg.segmenter_cache_path(
         root, split=train_split, component=settings.segmenter,
         settings=train_settings,
@@ -215,7 +234,7 @@ def _segmenter(
     with torch.enable_grad():  # evaluate() runs under no_grad
         net = seg.train_segmenter(
             photos_t, labels_t, num_classes=len(palette), steps=settings.segmenter_steps,
-            device=model.device, progress=progress, model=net,
+            device=model.device, progress=progress, model=net, crop=crop,
         )  # fmt: skip
     seg.save_segmenter(
         path, net, component=settings.segmenter,
@@ -313,6 +332,7 @@ class _Scores:
         return {
             "component": self.settings.segmenter,
             "steps": self.settings.segmenter_steps,
+            "crop": segmenter_crop(self.settings, (self.model.crop_size, self.model.crop_size)),
             "seed": DEFAULT_SEED,
             # _batches resizes every image to the training crop size.
             "image_size": [self.model.crop_size, self.model.crop_size],
@@ -625,6 +645,12 @@ def _page_table(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]
     return table, better
 
 
+def _crop_text(crop: Any) -> str:
+    if crop is None:
+        return "none (whole images)"
+    return f"{crop} x {crop} px" if isinstance(crop, int) else str(crop)
+
+
 def _scorer_settings(result: dict[str, Any]) -> dict[str, str]:
     """Page rows with the settings of the learned scorers an evaluation used."""
     rows = {}
@@ -638,6 +664,8 @@ def _scorer_settings(result: dict[str, Any]) -> dict[str, str]:
             [
                 f"component {known.get('component', fcn.get('segmenter', missing))}",
                 f"training steps {known.get('steps', missing)}",
+                # "crop" absent: written before crops were recorded; None: whole images.
+                f"crops {_crop_text(known.get('crop', missing))}",
                 f"seed {known.get('seed', missing)}",
                 f"image size {' x '.join(map(str, size)) if size else missing}",
                 f"palette size {known.get('palette_size', fcn.get('classes', missing))}",
