@@ -28,10 +28,12 @@ from p2pkit.registry import get_registry, isolated_registries
 CLASS_COLOURS = torch.tensor(
     [[-0.8, -0.8, -0.8], [0.8, -0.6, -0.6], [-0.6, 0.8, -0.6], [-0.6, -0.6, 0.8]]
 )
+CLASSES = len(CLASS_COLOURS)
 
 
-def _synthetic_task(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label maps of random rectangles and photos that paint each class a colour plus noise.
+def synthetic_task(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label maps of random rectangles and photos that paint each class a colour plus noise
+    (also the data of the U-Net segmenter's tests).
 
     Returns:
         photos float (n, 3, size, size) in [-1, 1], labels int64 (n, size, size) in [0, 4).
@@ -104,8 +106,8 @@ def test_fcn_small_shapes() -> None:
         assert model(torch.zeros(2, 3, h, w)).shape == (2, 5, h, w)
 
 
-def test_train_segmenter_learns_a_synthetic_task() -> None:
-    photos, labels = _synthetic_task(48, seed=0)
+def test_train_segmenter_learns_asynthetic_task() -> None:
+    photos, labels = synthetic_task(48, seed=0)
     losses: list[float] = []
     model = train_segmenter(
         photos,
@@ -122,14 +124,14 @@ def test_train_segmenter_learns_a_synthetic_task() -> None:
     )
     assert len(losses) == 30
     assert sum(losses[-5:]) < sum(losses[:5])
-    test_photos, test_labels = _synthetic_task(8, seed=1)
+    test_photos, test_labels = synthetic_task(8, seed=1)
     scores = segmentation_scores(predict_labels(model, test_photos), test_labels, num_classes=4)
     chance = torch.bincount(test_labels.flatten()).max().item() / test_labels.numel()
     assert scores["per_pixel_acc"] > max(0.85, chance + 0.2), scores
 
 
 def test_train_segmenter_from_a_batch_source() -> None:
-    photos, labels = _synthetic_task(16, seed=2)
+    photos, labels = synthetic_task(16, seed=2)
 
     def source(batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.randint(0, 16, (batch_size,), generator=generator)
@@ -140,7 +142,7 @@ def test_train_segmenter_from_a_batch_source() -> None:
 
 
 def test_train_segmenter_rejects_bad_labels() -> None:
-    photos, labels = _synthetic_task(4, seed=3)
+    photos, labels = synthetic_task(4, seed=3)
     with pytest.raises(DataError, match="num_classes"):
         train_segmenter(photos, labels, num_classes=3, steps=1, progress=False)
     with pytest.raises(DataError, match="pair up"):
@@ -148,7 +150,7 @@ def test_train_segmenter_rejects_bad_labels() -> None:
 
 
 def test_save_load_round_trip(tmp_path) -> None:
-    photos, labels = _synthetic_task(4, seed=4)
+    photos, labels = synthetic_task(4, seed=4)
     model = train_segmenter(photos, labels, num_classes=4, steps=2, width=4, progress=False)
     fingerprint = data_fingerprint([photos, labels])
     path = segmenter_cache_path("/data/facades", settings={"size": 32}, cache_dir=tmp_path)

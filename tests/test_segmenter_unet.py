@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from test_segmentation import CLASSES, synthetic_task
 
 from p2pkit.cli import cli
 from p2pkit.errors import ConfigError, OptionValueError
@@ -20,25 +21,6 @@ from p2pkit.evaluation.segmentation import (
 )
 from p2pkit.evaluation.segmenter_unet import UNetSegmenter, unet_seg
 from p2pkit.registry import get_registry
-
-# Class colours of the synthetic task, in [-1, 1].
-COLOURS = torch.tensor([[-0.8, -0.8, -0.8], [0.8, -0.6, -0.6], [-0.6, 0.8, -0.6]])
-
-
-def _squares(n: int, seed: int, size: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random squares of two classes on a background, painted a colour per class plus noise.
-
-    Returns:
-        photos float (n, 3, size, size) in [-1, 1], labels int64 (n, size, size) in [0, 3).
-    """
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.zeros(n, size, size, dtype=torch.long)
-    for i in range(n):
-        for _ in range(3):
-            y, x = torch.randint(0, size - 6, (2,), generator=g).tolist()
-            labels[i, y : y + 6, x : x + 6] = int(torch.randint(1, 3, (1,), generator=g))
-    photos = COLOURS[labels].permute(0, 3, 1, 2) + 0.3 * torch.randn(n, 3, size, size, generator=g)
-    return photos.clamp(-1, 1), labels
 
 
 def test_unet_seg_shapes_and_options() -> None:
@@ -73,20 +55,20 @@ def test_p2pkit_list_segmenters_shows_unet_seg() -> None:
 
 
 def test_unet_seg_learns_a_synthetic_task_through_train_segmenter(tmp_path) -> None:
-    photos, labels = _squares(32, seed=0)
+    photos, labels = synthetic_task(32, seed=0, size=24)
     torch.manual_seed(0)
-    net = unet_seg(3, width=8, depth=2)
+    net = unet_seg(CLASSES, width=8, depth=2)
     losses: list[float] = []
     net = train_segmenter(
-        photos, labels, num_classes=3, steps=40, batch_size=4, lr=3e-3, progress=False,
+        photos, labels, num_classes=CLASSES, steps=40, batch_size=4, lr=3e-3, progress=False,
         model=net, crop=16, on_step=lambda step, loss: losses.append(loss),
     )  # fmt: skip
     assert net is not None and not net.training
     assert sum(losses[-5:]) < sum(losses[:5])
-    test_photos, test_labels = _squares(8, seed=1)
+    test_photos, test_labels = synthetic_task(8, seed=1, size=24)
     predicted = predict_labels(net, test_photos)  # whole 24 px photos, trained on 16 px crops
     assert predicted.shape == (8, 24, 24) and predicted.dtype == torch.long
-    scores = segmentation_scores(predicted, test_labels, num_classes=3)
+    scores = segmentation_scores(predicted, test_labels, num_classes=CLASSES)
     chance = torch.bincount(test_labels.flatten()).max().item() / test_labels.numel()
     assert scores["per_pixel_acc"] > max(0.85, chance + 0.1), scores
 
@@ -98,13 +80,13 @@ def test_unet_seg_learns_a_synthetic_task_through_train_segmenter(tmp_path) -> N
 
 
 def test_crop_is_off_by_default_and_checked() -> None:
-    photos, labels = _squares(6, seed=2, size=12)
+    photos, labels = synthetic_task(6, seed=2, size=12)
 
     def trained(**kwargs: object) -> torch.nn.Module:
         torch.manual_seed(0)
         return train_segmenter(
-            photos, labels, num_classes=3, steps=2, batch_size=2, progress=False,
-            model=fcn_small(3, width=4, depth=1), **kwargs,
+            photos, labels, num_classes=CLASSES, steps=2, batch_size=2, progress=False,
+            model=fcn_small(CLASSES, width=4, depth=1), **kwargs,
         )  # fmt: skip
 
     # crop=None is the default (whole photos, as before the option existed).
@@ -119,4 +101,4 @@ def test_crop_is_off_by_default_and_checked() -> None:
         return photos[:batch_size], labels[:batch_size]
 
     with pytest.raises(ValueError, match="crop"):
-        train_segmenter(source, num_classes=3, steps=1, progress=False, crop=8)
+        train_segmenter(source, num_classes=CLASSES, steps=1, progress=False, crop=8)
