@@ -56,21 +56,38 @@ def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(8, channels), channels)
 
 
-def segmenter_config(
-    name: str, num_classes: int, in_channels: int, width: int, depth: int
-) -> dict[str, int]:
-    """The checked options of a width/depth segmenter, as its ``config`` (what the segmenter
-    cache saves and rebuilds it from).
+class _StagedSegmenter(nn.Module):
+    """What the built-in segmenters share: ``depth + 1`` stages whose width starts at ``width``
+    and doubles, checked options kept as ``config`` (what the segmenter cache saves and
+    rebuilds them from), and ``num_classes``.
 
     Raises:
         ConfigError: an option out of range, naming the segmenter.
     """
-    if num_classes < 2 or in_channels < 1 or width < 1 or depth < 0:
-        raise ConfigError(
-            f"{name}: need num_classes >= 2, in_channels >= 1, width >= 1 and depth >= 0, "
-            f"got {num_classes}, {in_channels}, {width}, {depth}"
-        )
-    return {"num_classes": num_classes, "in_channels": in_channels, "width": width, "depth": depth}
+
+    def __init__(self, name: str, num_classes: int, in_channels: int, width: int, depth: int):
+        super().__init__()
+        if num_classes < 2 or in_channels < 1 or width < 1 or depth < 0:
+            raise ConfigError(
+                f"{name}: need num_classes >= 2, in_channels >= 1, width >= 1 and depth >= 0, "
+                f"got {num_classes}, {in_channels}, {width}, {depth}"
+            )
+        self.config = {
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "width": width,
+            "depth": depth,
+        }
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes K."""
+        return int(self.config["num_classes"])
+
+    @property
+    def widths(self) -> list[int]:
+        """Channels of each stage, finest first."""
+        return [self.config["width"] * 2**i for i in range(self.config["depth"] + 1)]
 
 
 class _ConvBlock(nn.Sequential):
@@ -87,7 +104,7 @@ class _ConvBlock(nn.Sequential):
         )
 
 
-class FCNSmall(nn.Module):
+class FCNSmall(_StagedSegmenter):
     """A small fully convolutional segmenter in the spirit of FCN-8s (Long et al., CVPR 2015).
 
     An encoder of ``depth + 1`` stages (the first at full resolution, each later one halving the
@@ -107,20 +124,14 @@ class FCNSmall(nn.Module):
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 32, depth: int = 3):
-        super().__init__()
-        self.config = segmenter_config("fcn_small", num_classes, in_channels, width, depth)
-        channels = [width * 2**i for i in range(depth + 1)]
+        super().__init__("fcn_small", num_classes, in_channels, width, depth)
+        channels = self.widths
         self.stages = nn.ModuleList()
         cin = in_channels
         for i, cout in enumerate(channels):
             self.stages.append(_ConvBlock(cin, cout, stride=1 if i == 0 else 2))
             cin = cout
         self.heads = nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in channels)
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes K."""
-        return int(self.config["num_classes"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Photos ``(N, C, H, W)`` in ``[-1, 1]`` -> logits ``(N, K, H, W)``."""

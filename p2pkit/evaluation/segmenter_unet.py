@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from p2pkit.evaluation.segmenter import _ConvBlock, segmenter_config
+from p2pkit.evaluation.segmenter import _ConvBlock, _StagedSegmenter
 from p2pkit.ranges import Range
 
 __all__ = ["UNetSegmenter", "unet_seg"]
 
 
-class UNetSegmenter(nn.Module):
+class UNetSegmenter(_StagedSegmenter):
     """A U-Net segmenter (Ronneberger et al. 2015) with GroupNorm and ReLU.
 
     The encoder has ``depth + 1`` stages of two 3x3 convolutions each (GroupNorm, ReLU); every
@@ -51,9 +51,8 @@ class UNetSegmenter(nn.Module):
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, depth: int = 4):
-        super().__init__()
-        self.config = segmenter_config("unet_seg", num_classes, in_channels, width, depth)
-        channels = [width * 2**i for i in range(depth + 1)]
+        super().__init__("unet_seg", num_classes, in_channels, width, depth)
+        channels = self.widths
         self.down = nn.ModuleList()
         cin = in_channels
         for cout in channels:
@@ -64,11 +63,6 @@ class UNetSegmenter(nn.Module):
             for i in reversed(range(depth))
         )
         self.head = nn.Conv2d(channels[0], num_classes, 1)
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes K."""
-        return int(self.config["num_classes"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Photos ``(N, C, H, W)`` in ``[-1, 1]`` -> logits ``(N, K, H, W)``."""
