@@ -212,3 +212,15 @@ def test_the_fcn_control_blurs_the_real_photos_by_a_sixty_fourth_of_their_side()
     assert blurred.shape == photos.shape
     assert blurred.min() >= -1 and blurred.max() <= 1
     assert (laplacian_energy(blurred) < 0.2 * laplacian_energy(photos)).all()
+
+
+def test_a_segmenter_crop_larger_than_the_images_is_one_plain_error(trained_run, tmp_path):
+    """--segmenter-crop above the run's image size fails before any work, naming the option."""
+    result = invoke(
+        "evaluate", trained_run, "--fcn-score", "on", "--segmenter-crop", 1000,
+        "--no-progress", "--out", tmp_path / "crop",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "--segmenter-crop 1000 is larger than the" in line and "0 for whole images" in line
+    assert not (tmp_path / "crop" / "metrics.json").exists()

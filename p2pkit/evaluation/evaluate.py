@@ -178,9 +178,18 @@ def blur_control(photos: torch.Tensor) -> torch.Tensor:
 
 def segmenter_crop(settings: EvaluationSettings, size: tuple[int, int]) -> int | None:
     """The crop side the FCN-score segmenter trains on for images of ``size`` (H, W), or None
-    for whole images (``settings.segmenter_crop`` resolved: None is half the smaller side)."""
+    for whole images (``settings.segmenter_crop`` resolved: None is half the smaller side).
+
+    Raises:
+        ConfigError: a crop larger than the images.
+    """
     side = min(size)
     crop = side // 2 if settings.segmenter_crop is None else settings.segmenter_crop
+    if crop > side:
+        raise ConfigError(
+            f"--segmenter-crop {crop} is larger than the {size[0]} x {size[1]} images the "
+            f"segmenter trains on; use at most {side}, or 0 for whole images"
+        )
     return crop if 0 < crop < side else None
 
 
@@ -270,6 +279,8 @@ class _Scores:
         self.fid = fid
         self.palette = None
         if settings.fcn != "off" and model.task.needs_target:
+            # Checked before any work, not when the segmenter is first needed.
+            segmenter_crop(settings, (model.crop_size, model.crop_size))
             self.palette = _label_palette(dataset, settings, required=settings.fcn == "on")
         self.segmenter = None
         self.fake_cm = self.real_cm = self.blurred_cm = None
