@@ -120,6 +120,7 @@ class Tool:
     name: str
     mode: str  # "eval" or "paper"
     engine: str = ""  # p2pkit's --engine; "" for the authors
+    command: str = ""  # another p2pkit command than the main one (--compare-p2pkit)
     times: dict[int, list[float]] = field(default_factory=dict)  # images -> seconds per repeat
 
 
@@ -364,6 +365,7 @@ def analyse(tool: Tool, n: int, k: int) -> dict[str, object]:
         "tool": tool.name,
         "mode": tool.mode,
         "engine": tool.engine,
+        "command": tool.command,
         "seconds": {str(n): tn, str(k): tk},
         "whole_process_images_per_s": summary(whole),
         "steady_state_images_per_s": summary(steady),
@@ -391,6 +393,8 @@ def markdown(rows: list[dict[str, object]], n: int, repeats: int) -> str:
         name, mode = labels[(str(r["tool"]), str(r["mode"]))]
         if r.get("engine") not in (None, "", "torch"):
             name += f" --engine {r['engine']}"
+        if r.get("command"):
+            name += f" (`{r['command']}`)"
         lines.append(
             f"| {name} | {mode} | {fmt(r['whole_process_s'])} "  # type: ignore[arg-type]
             f"| {fmt(r['whole_process_images_per_s'])} "  # type: ignore[arg-type]
@@ -463,6 +467,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "test.py writes real_A, fake_B and real_B and an HTML page)",
     )
     p.add_argument("--p2pkit", help="the p2pkit command (default: the one beside this Python)")
+    p.add_argument(
+        "--compare-p2pkit",
+        metavar="COMMAND",
+        help="also time this other p2pkit command (e.g. a wrapper running an older checkout) "
+        "with the torch engine, side by side with the others, to measure a change",
+    )
     p.add_argument(
         "--batch-size",
         help="p2pkit translate's --batch-size (default: its own default, auto)",
@@ -592,6 +602,8 @@ def benchmark(
         tools.append(Tool("authors", mode))
         # The paper's protocol is not an exported graph: onnxruntime runs eval mode only.
         tools += [Tool("p2pkit", mode, e) for e in args.engine if mode == "eval" or e == "torch"]
+        if args.compare_p2pkit:
+            tools.append(Tool("p2pkit", mode, "torch", args.compare_p2pkit))
     for t in tools:
         t.times = {n: [], k: []}
     logs = work / "logs"
@@ -600,12 +612,14 @@ def benchmark(
 
     def one(tool: Tool, size: int, label: str) -> float:
         name = f"{tool.name}-{tool.engine}" if tool.engine else tool.name
+        name += "-compared" if tool.command else ""
         out = work / "out" / f"{name}-{tool.mode}-n{size}-{label.replace(' ', '')}"
         if tool.name == "authors":
             cmd = authors_command(args, inputs[size].parent, checkpoints, out, size, tool.mode)
             cwd: Path | None = args.authors_dir
         else:
-            cmd = p2pkit_command(args, p2pkit, run, inputs[size], out, tool.mode, tool.engine)
+            command = tool.command or p2pkit
+            cmd = p2pkit_command(args, command, run, inputs[size], out, tool.mode, tool.engine)
             cwd = None
         seconds = timed(cmd, cwd, env, logs / f"{out.name}.log")
         made = count_outputs(tool.name, out)
@@ -624,7 +638,10 @@ def benchmark(
         )
         for t in tools:
             if t.name == "p2pkit" and t.mode == mode:
-                cmd = p2pkit_command(args, p2pkit, run, Path("INPUTS"), Path("OUT"), mode, t.engine)
+                command = t.command or p2pkit
+                cmd = p2pkit_command(
+                    args, command, run, Path("INPUTS"), Path("OUT"), mode, t.engine
+                )
                 print("  " + " ".join(cmd))
     print(f"    (run from {args.authors_dir} for the authors' test.py)")
 

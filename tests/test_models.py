@@ -203,15 +203,16 @@ def test_matmul_fast_path_of_the_convolutions_matches_torch(side):
         torch.testing.assert_close(grad_x, expected_grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("out_channels", [1, 3, 4, 5])
-def test_up_convolution_to_an_image_takes_the_matmul_path_without_autograd(out_channels):
+def test_up_convolution_to_an_image_takes_the_matmul_path_without_autograd(out_channels, batch):
     """The U-Net's last layer (a few output channels) runs as matmul + fold at any size
-    without autograd, with the results of nn.ConvTranspose2d."""
+    without autograd (a batch one image at a time), with the results of nn.ConvTranspose2d."""
     from p2pkit.models import layers
 
     torch.manual_seed(0)
     layer = layers.UpConv(16, out_channels)
-    x = torch.randn(2, 16, 32, 32)
+    x = torch.randn(batch, 16, 32, 32)
     calls = []
     original = torch.nn.functional.fold
     try:

@@ -38,7 +38,9 @@ def save_grid(rows: list[list[torch.Tensor]], path: Path, gap: int = 2) -> Path:
             )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
+    from p2pkit.data.images import PNG_COMPRESS_LEVEL
+
+    Image.fromarray(canvas).save(path, compress_level=PNG_COMPRESS_LEVEL)
     return path
 
 
