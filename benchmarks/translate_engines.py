@@ -2,10 +2,13 @@
 
 Engines:
 
-* ``torch-eval``: the network as trained, in eval mode (BatchNorm layers and dropout kept);
+* ``torch-eval``: the network as trained, in eval mode (BatchNorm layers and dropout kept;
+  what ``p2pkit translate`` runs by default);
 * ``torch-folded``: BatchNorm folded into the convolutions, dropout removed
-  (``p2pkit.models.fold.fold_batchnorm``; what ``p2pkit translate`` runs by default);
+  (``p2pkit.models.fold.fold_batchnorm``);
 * ``torch-folded-cl``: the same in channels_last memory format;
+* ``torch-folded-bf16``: folded, then weights cast to bfloat16 (``p2pkit translate --precision
+  bf16``; for CPUs with AVX512-BF16 or AMX);
 * ``onnxruntime``: the folded network exported by ``p2pkit export``, run by onnxruntime
   (``p2pkit translate --engine onnxruntime``).
 
@@ -33,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ENGINES = ("torch-eval", "torch-folded", "torch-folded-cl", "onnxruntime")
+ENGINES = ("torch-eval", "torch-folded", "torch-folded-cl", "torch-folded-bf16", "onnxruntime")
 
 
 def make_generator(ngf: int):
@@ -96,6 +99,8 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         generator = make_generator(args.ngf)
         if engine != "torch-eval":
             generator = fold_batchnorm(generator, inplace=True)  # as load_trained(fold=True)
+        if engine == "torch-folded-bf16":
+            generator = generator.to(torch.bfloat16)  # as load_trained(precision="bf16")
     x = torch.rand(batch, 3, args.size, args.size) * 2 - 1
     if engine == "torch-folded-cl":
         generator = generator.to(memory_format=torch.channels_last)

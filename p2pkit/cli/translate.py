@@ -104,6 +104,16 @@ if TYPE_CHECKING:
     "same outputs to float rounding, eval mode only.",
 )
 @click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="The network's number format. fp32: as trained, outputs exact to float rounding. "
+    "bf16: BatchNorm folded, then weights and activations in bfloat16; about twice as fast "
+    "on CPUs with AVX512-BF16 or AMX (refused on other CPUs, where it is slower) and on GPUs, "
+    "but outputs move by a few 8-bit levels (docs/performance.md). fp16: the same on GPUs.",
+)
+@click.option(
     "--onnx",
     "onnx_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -135,6 +145,7 @@ def translate_command(
     weights: str,
     device: str,
     engine: str,
+    precision: str,
     onnx_file: Path | None,
     save_triplets: bool,
     skip_bad: bool,
@@ -172,6 +183,17 @@ def translate_command(
             "protocol keeps dropout on and normalises with each test batch's statistics, which "
             "an exported eval-mode graph does not have; use --engine torch"
         )
+    if precision != "fp32" and paper_protocol:
+        raise ConfigError(
+            f"--precision {precision} cannot run with --paper-protocol: it folds BatchNorm "
+            "into the convolutions, and the paper's protocol normalises with each test batch's "
+            "statistics; use --precision fp32"
+        )
+    if precision != "fp32" and engine == "onnxruntime":
+        raise ConfigError(
+            f"--precision {precision} is for --engine torch: the exported ONNX file is fp32; "
+            "drop one of the two"
+        )
     if onnx_file is not None and engine != "onnxruntime":
         raise ConfigError(f"--onnx {onnx_file} is used only with --engine onnxruntime; add it")
     if engine == "onnxruntime":
@@ -183,7 +205,9 @@ def translate_command(
     # measured on a 2-core CPU (docs/performance.md) it saved no time per image and cost 0.4 s
     # of start-up; export folds it, where the graph is fixed anyway. The ONNX engine needs
     # only the checkpoint's description: its weights are in the exported file.
-    model = load_trained(checkpoint, device, weights, network=engine == "torch")
+    model = load_trained(
+        checkpoint, device, weights, network=engine == "torch", precision=precision
+    )
     if engine == "onnxruntime":
         from p2pkit.inference.onnx import with_onnx_engine
 

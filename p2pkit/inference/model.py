@@ -68,6 +68,7 @@ def load_trained(
     *,
     fold: bool = False,
     network: bool = True,
+    precision: str = "fp32",
 ) -> TrainedModel:
     """Rebuild the generator and task recorded in ``checkpoint`` (run or step folder).
 
@@ -85,9 +86,16 @@ def load_trained(
             networks' specs), neither its tensors nor a network: for another engine, such as
             [`with_onnx_engine`][p2pkit.inference.onnx.with_onnx_engine]. It saves the
             build and the weights' read and check (about 1 s of start-up for ``unet_256``).
+        precision: ``fp32`` (as trained), or ``bf16`` / ``fp16``: an eval-only generator
+            (BatchNorm folded in fp32, as with ``fold``) whose weights are then cast to that
+            dtype, so it runs with no per-call weight casts; it takes and returns float32
+            through [`translate_tensor`][p2pkit.inference.translate_tensor]. Outputs differ
+            from fp32 by more than float rounding (a few 8-bit levels); see
+            [`check_precision`][p2pkit.inference.model.check_precision] for where each runs.
 
     Raises:
-        ConfigError: ``weights="ema"`` for a run that kept no average.
+        ConfigError: ``weights="ema"`` for a run that kept no average, or a ``precision``
+            this device cannot run (see ``check_precision``).
         CheckpointError: the checkpoint is missing, damaged or does not fit.
     """
     from p2pkit.engine.allocator import tune_allocator
@@ -96,6 +104,8 @@ def load_trained(
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
+    dev = resolve_device(device)
+    dtype = check_precision(precision, dev)
     tune_allocator()
     ckpt = load_checkpoint(checkpoint, tensors=network)
     has_ema = "generator_ema" in (ckpt.meta.get("modules") or {})
@@ -112,7 +122,6 @@ def load_trained(
         task = build_task(recipe_task(ckpt.meta))
     except RegistryError as exc:
         raise CheckpointError(f"{meta_file}: recipe task: {exc}") from None
-    dev = resolve_device(device)
     if not network:
         return TrainedModel(None, task, ckpt.meta, Path(ckpt.path), dev, chosen)
     try:
@@ -128,11 +137,42 @@ def load_trained(
     module = "generator_ema" if chosen == "ema" else "generator"
     ckpt.load_module(module, G, expected_options=spec["options"])
     G.to(dev).eval()
-    if fold:
+    if fold or dtype != torch.float32:
         from p2pkit.models.fold import fold_batchnorm
 
+        # Folded in fp32 first: BatchNorm's running variance rounded to bf16 would move
+        # every channel's scale by up to 0.4% before any convolution ran.
         G = fold_batchnorm(G, inplace=True)
+    G.to(dtype)
     return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev, chosen)
 
 
-__all__ = ["WEIGHTS", "TrainedModel", "load_trained"]
+#: ``--precision`` choices of translate: the dtype the generator's weights and activations use.
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype for ``precision`` on ``device``, or a one-line error saying why not.
+
+    bf16 runs on GPUs and on CPUs with native bf16 instructions (AVX512-BF16 or AMX), where
+    it is about twice as fast as fp32 (docs/performance.md); elsewhere a CPU emulates it,
+    slower than fp32, so it is refused. fp16 is for GPUs.
+
+    Raises:
+        ConfigError: an unknown precision, or one the device cannot run fast.
+    """
+    from p2pkit.engine.device import cpu_has_fast_bf16
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if device.type == "cpu" and precision == "fp16":
+        raise ConfigError("--precision fp16 is for GPUs; use bf16 or fp32 on a CPU")
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_fast_bf16():
+        raise ConfigError(
+            "--precision bf16: this CPU has no native bf16 instructions (AVX512-BF16 or AMX), "
+            "so bf16 would be slower than fp32 here; use fp32"
+        )
+    return PRECISIONS[precision]
+
+
+__all__ = ["PRECISIONS", "WEIGHTS", "TrainedModel", "check_precision", "load_trained"]

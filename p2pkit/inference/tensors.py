@@ -147,8 +147,12 @@ def _run(
     device: torch.device,
     autocast_dtype: torch.dtype | None,
 ) -> torch.Tensor:
-    """One forward pass on ``device``; returns float32 on ``x``'s device."""
-    inp = x.to(device)
+    """One forward pass on ``device``; returns float32 on ``x``'s device.
+
+    ``x`` is cast to the generator's floating-point dtype (a bf16 or fp16 copy from
+    ``load_trained(precision=...)`` takes inputs of its own dtype).
+    """
+    inp = x.to(device=device, dtype=_module_dtype(generator, x.dtype))
     if autocast_dtype is None:
         out = generator(inp)
     else:
@@ -161,6 +165,13 @@ def _run(
             "needs a generator whose output has its input's height and width"
         )
     return out.to(device=x.device, dtype=torch.float32)
+
+
+def _module_dtype(module: nn.Module, fallback: torch.dtype) -> torch.dtype:
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return fallback
 
 
 def _module_device(module: nn.Module, fallback: torch.device) -> torch.device:
