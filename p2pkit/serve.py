@@ -392,6 +392,7 @@ def served_runs(
     *,
     device: str = "auto",
     weights: str = "auto",
+    precision: str = "fp32",
     limits: Limits | None = None,
     resize: int | None = None,
     tile: int | None = None,
@@ -403,6 +404,7 @@ def served_runs(
         folders: run folders or checkpoint folders, as for ``p2pkit translate``.
         device: where the networks run.
         weights: ``auto``, ``ema`` or ``raw`` (see [`load_trained`][p2pkit.inference.load_trained]).
+        precision: ``fp32``, ``bf16`` or ``fp16``, as ``translate --precision``.
         limits: the size limits of every run.
         resize: as ``translate --resize``.
         tile: as ``translate --tile``.
@@ -419,7 +421,7 @@ def served_runs(
     taken: set[str] = set()
     for folder in folders:
         path = Path(folder)
-        model = load_trained(path, device, weights)
+        model = load_trained(path, device, weights, precision=precision)
         base = _slug(path.resolve().name)
         name, n = base, 1
         while name in taken:

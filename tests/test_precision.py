@@ -97,3 +97,17 @@ def test_check_precision_names_the_choices():
     assert check_precision("fp32", torch.device("cpu")) is torch.float32
     with pytest.raises(ConfigError, match="fp32, bf16, fp16"):
         check_precision("int8", torch.device("cpu"))
+
+
+def test_serve_loads_its_runs_at_the_precision_asked(tiny_run, tiny_data, native_bf16):
+    """``p2pkit serve --precision bf16`` serves the bf16 network; its page's outputs stay
+    within a few levels of the fp32 ones."""
+    from p2pkit.serve import served_runs
+
+    (exact,) = served_runs([tiny_run], device="cpu")
+    (low,) = served_runs([tiny_run], device="cpu", precision="bf16")
+    assert {p.dtype for p in low.model.generator.parameters()} == {torch.bfloat16}
+    image = sorted((tiny_data / "val").iterdir())[0]
+    a, b = exact.translator.translate_file(image), low.translator.translate_file(image)
+    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 4

@@ -22,6 +22,23 @@ def error_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def precision_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--precision fp32|bf16|fp16``, shared by ``translate`` and ``serve``."""
+    import click
+
+    return click.option(
+        "--precision",
+        type=click.Choice(["fp32", "bf16", "fp16"]),
+        default="fp32",
+        show_default=True,
+        help="The network's number format. fp32: as trained, outputs exact to float rounding. "
+        "bf16: BatchNorm folded, then weights and activations in bfloat16; about twice as fast "
+        "on CPUs with AVX512-BF16 or AMX (refused on other CPUs, where it is slower) and on "
+        "GPUs, but outputs move by a few 8-bit levels (docs/performance.md). fp16: the same "
+        "on GPUs.",
+    )
+
+
 def weights_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--weights auto|ema|raw``, shared by ``translate``, ``evaluate`` and ``sweep``."""
     import click

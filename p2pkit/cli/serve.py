@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from p2pkit.cli.common import weights_option
+from p2pkit.cli.common import precision_option, weights_option
 
 
 class PixelCount(click.ParamType):
@@ -82,6 +82,7 @@ class PixelCount(click.ParamType):
 @click.option("--overlap", default=32, show_default=True, help="Overlap between tiles, in pixels.")
 @weights_option()
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, mps or auto.")
+@precision_option()
 def serve_command(
     runs: tuple[Path, ...],
     host: str,
@@ -93,6 +94,7 @@ def serve_command(
     overlap: int,
     weights: str,
     device: str,
+    precision: str,
 ) -> None:
     """Open a local web page that translates uploaded or drawn images with each RUN.
 
@@ -109,6 +111,7 @@ def serve_command(
         list(runs),
         device=device,
         weights=weights,
+        precision=precision,
         limits=limits,
         resize=resize,
         tile=tile,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from p2pkit.cli.common import error_console, weights_option
+from p2pkit.cli.common import error_console, precision_option, weights_option
 
 
 class _BatchSize(click.ParamType):
@@ -103,16 +103,7 @@ if TYPE_CHECKING:
     'onnxruntime: the file written by p2pkit export (needs pip install "p2pkit[onnx]"); '
     "same outputs to float rounding, eval mode only.",
 )
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default="fp32",
-    show_default=True,
-    help="The network's number format. fp32: as trained, outputs exact to float rounding. "
-    "bf16: BatchNorm folded, then weights and activations in bfloat16; about twice as fast "
-    "on CPUs with AVX512-BF16 or AMX (refused on other CPUs, where it is slower) and on GPUs, "
-    "but outputs move by a few 8-bit levels (docs/performance.md). fp16: the same on GPUs.",
-)
+@precision_option()
 @click.option(
     "--onnx",
     "onnx_file",
