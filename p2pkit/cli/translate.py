@@ -71,8 +71,9 @@ if TYPE_CHECKING:
     show_default=True,
     type=BATCH_SIZE,
     help="Images per batch, or auto: consecutive images of one size are batched up to 8, and "
-    "fewer when they are large (at most eight 256 x 256 images' pixels). Batching changes "
-    "outputs only by float rounding.",
+    "fewer when they are large (at most eight 256 x 256 images' pixels). On a CPU two batches "
+    "run at once, each with half the threads, and auto takes half as many images. Batching "
+    "changes outputs only by float rounding.",
 )
 @click.option(
     "--resize",

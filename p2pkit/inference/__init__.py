@@ -1,6 +1,6 @@
 """Using a trained generator: on tensors, on image files, from a checkpoint.
 
-Three levels of one path, each built on the one before:
+Levels of one path, each built on the ones before:
 
 * `p2pkit.inference.tensors`: [`translate_tensor`][p2pkit.inference.translate_tensor] runs any
   generator on images of any size (padded to its size multiple, optionally in blended tiles) and
@@ -8,8 +8,10 @@ Three levels of one path, each built on the one before:
   size;
 * `p2pkit.inference.model`: [`load_trained`][p2pkit.inference.load_trained] rebuilds the generator
   and the task a checkpoint records;
-* `p2pkit.inference.files`: naming outputs, checking inputs and translating files, the
-  steps of ``p2pkit translate``; ``p2pkit evaluate`` translates through the same
+* `p2pkit.inference.files`: naming outputs, checking inputs and reading them, the first
+  steps of ``p2pkit translate``;
+* `p2pkit.inference.pipeline`: translating files, read ahead, batched, two batches at once on
+  a CPU and written behind; ``p2pkit evaluate`` translates through the same
   [`translate_tensor`][p2pkit.inference.translate_tensor].
 
 None of these functions change the generator's train/eval mode: wrap them in
@@ -19,20 +21,22 @@ None of these functions change the generator's train/eval mode: wrap them in
 from __future__ import annotations
 
 from p2pkit.inference.files import (
-    AUTO_BATCH_PIXELS,
-    AUTO_MAX_BATCH,
     TRIPLETS_DIR,
-    WriteBehind,
-    auto_batch_size,
     check_inputs,
     expand_inputs,
     input_reader,
     output_names,
     plan_outputs,
     read_input,
-    translate_files,
 )
 from p2pkit.inference.model import WEIGHTS, TrainedModel, load_trained
+from p2pkit.inference.pipeline import (
+    AUTO_BATCH_PIXELS,
+    AUTO_MAX_BATCH,
+    WriteBehind,
+    auto_batch_size,
+    translate_files,
+)
 from p2pkit.inference.tensors import (
     crop_padding,
     iter_batches,

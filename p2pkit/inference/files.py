@@ -1,19 +1,18 @@
-"""Translating image files: naming outputs, checking inputs, then translating.
+"""Image files for translation: naming outputs, checking inputs, reading them.
 
 ``p2pkit translate`` works in three steps, so a problem stops it before it writes
 anything: [`plan_outputs`][p2pkit.inference.plan_outputs] names every output and refuses names that
 would replace an input; [`check_inputs`][p2pkit.inference.check_inputs] reads every input once (one
 at a time, keeping nothing) and lists all unusable files together;
-[`translate_files`][p2pkit.inference.translate_files] then translates the usable ones with
-[`translate_tensor`][p2pkit.inference.translate_tensor].
+[`translate_files`][p2pkit.inference.translate_files] (in `p2pkit.inference.pipeline`) then
+translates the usable ones, reading each with the layout reader made here.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,19 +26,6 @@ if TYPE_CHECKING:
 
 TRIPLETS_DIR = "triplets"
 """Sub-folder of the output folder for ``--save-triplets`` strips."""
-
-AUTO_BATCH_PIXELS = 8 * 256 * 256
-"""With ``batch_size=None``, a batch holds at most this many input pixels: eight 256 x 256
-images, where batching stops paying on a CPU (the network's weights are read once per batch
-instead of once per image), and far less memory than one 2048 x 2048 image needs."""
-
-AUTO_MAX_BATCH = 8
-"""With ``batch_size=None``, the most images in one batch."""
-
-
-def auto_batch_size(height: int, width: int) -> int:
-    """Images of ``height`` x ``width`` per batch with ``batch_size=None`` (1 to 8)."""
-    return max(1, min(AUTO_MAX_BATCH, AUTO_BATCH_PIXELS // max(1, height * width)))
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -296,101 +282,3 @@ def _read_sides(
         return t
 
     return tensor(a), (None if b is None else tensor(b))
-
-
-def translate_files(
-    model: TrainedModel,
-    files: list[Path],
-    *,
-    layout: str = "single",
-    resize: int | None = None,
-    batch_size: int | None = 1,
-    tile: int | None = None,
-    overlap: int = 32,
-    protocol: str = "eval",
-    autocast_dtype: torch.dtype | None = None,
-) -> Iterator[tuple[Path, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """Translate ``files``; yields ``(path, input_rgb, output_rgb, target_rgb | None)``.
-
-    Each file is read through the dataset layout ``layout`` (default ``single``: each file is
-    one input image; see [`read_input`][p2pkit.inference.read_input]), a few files ahead in a
-    background thread, so decoding overlaps with the network. Consecutive images of one size are
-    batched ``batch_size`` at a time (None:
-    [`auto_batch_size`][p2pkit.inference.auto_batch_size] for their size); batching changes the
-    output only by float rounding. Any size works (the generator's input is padded to its
-    multiple and cropped back). Each tensor is (3, H, W) in [-1, 1] on the CPU; the target is
-    None unless the layout stores one and the task has a target side.
-    """
-    from p2pkit.data.batching import read_ahead, same_shape_runs
-    from p2pkit.inference.tensors import translate_tensor
-    from p2pkit.models import inference_protocol
-
-    multiple = getattr(model.generator, "size_multiple", 1)
-    pending: list[tuple[Path, torch.Tensor, torch.Tensor | None]] = []
-
-    def flush(size: int) -> Iterator[tuple[Path, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        x = torch.cat([model.task.make_input(a) for _, a, _ in pending]).to(model.device)
-        with inference_protocol(model.generator, protocol):
-            y = translate_tensor(
-                model.generator,
-                x,
-                multiple=multiple,
-                tile=tile,
-                overlap=overlap,
-                autocast_dtype=autocast_dtype,
-                batch_size=size,
-            )
-        x, y = x.float().cpu(), y.float().cpu()
-        x_rgb, y_rgb = model.task.to_rgb(x, y)
-        for i, (path, _, b) in enumerate(pending):
-            target = None
-            if b is not None and model.task.needs_target:
-                target = model.task.to_rgb(x[i : i + 1], b)[1][0]
-            yield path, x_rgb[i], y_rgb[i], target
-        pending.clear()
-
-    limit = batch_size or AUTO_MAX_BATCH
-    read = input_reader(model, layout)
-    inputs = read_ahead(
-        ((path, *_read_sides(read, path, resize)) for path in files), depth=2 * limit
-    )
-    for run in same_shape_runs(inputs, limit, key=lambda item: tuple(item[1].shape)):
-        size = batch_size or auto_batch_size(*run[0][1].shape[-2:])
-        for start in range(0, len(run), size):
-            pending.extend(run[start : start + size])
-            yield from flush(size)
-
-
-class WriteBehind:
-    """Runs output writes in one background thread, in order, a bounded number behind.
-
-    PNG encoding releases the interpreter lock, so writing image ``i`` overlaps with
-    translating image ``i + 1``. A failed write is raised by the next
-    [`submit`][p2pkit.inference.WriteBehind.submit] or by leaving the ``with`` block, which
-    waits for every write.
-
-    Args:
-        depth: the most writes queued but not finished; it bounds the images held in memory.
-    """
-
-    def __init__(self, depth: int = 16) -> None:
-        self.depth = depth
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="p2pkit-write")
-        self._queued: deque[Future[None]] = deque()
-
-    def submit(self, write: Callable[..., None], *args: object) -> None:
-        """Queue ``write(*args)``; waits while ``depth`` writes are queued."""
-        while self._queued and (self._queued[0].done() or len(self._queued) >= self.depth):
-            self._queued.popleft().result()
-        self._queued.append(self._pool.submit(write, *args))
-
-    def __enter__(self) -> WriteBehind:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if exc[0] is None:
-                while self._queued:
-                    self._queued.popleft().result()
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
