@@ -132,6 +132,48 @@ def test_a_checkpoint_file_linked_to_a_device_is_refused_without_reading_it(trai
         load_checkpoint(trained_run)
 
 
+def test_load_trained_reads_the_tensors_of_the_same_checkpoint_while_building(
+    trained_run, monkeypatch
+):
+    """The description is read first; the tensors file of that same checkpoint folder is read
+    and checked in a background thread while the network is built."""
+    import threading
+
+    import p2pkit.engine.checkpoint as checkpoint_module
+    from p2pkit.inference import load_trained
+
+    calls = []
+    original = checkpoint_module.load_checkpoint
+
+    def recording(path, **kwargs):
+        calls.append((threading.current_thread().name, Path(path), kwargs.get("tensors", True)))
+        return original(path, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", recording)
+    model = load_trained(trained_run, "cpu")
+    step = list_checkpoints(trained_run)[-1][1]
+    assert [(c[0] == threading.current_thread().name, c[2]) for c in calls] == [
+        (True, False),
+        (False, True),
+    ]
+    assert calls[1][0].startswith("p2pkit-load") and calls[1][1] == step
+    saved = safetensors.torch.load_file(step / "tensors.safetensors")
+    prefix = "module/generator_ema/" if model.weights == "ema" else "module/generator/"
+    for name, value in model.generator.state_dict().items():
+        assert torch.equal(value, saved[prefix + name]), name
+
+
+def test_load_trained_refuses_a_corrupt_tensors_file_in_one_line(trained_run):
+    from p2pkit.inference import load_trained
+
+    step = list_checkpoints(trained_run)[-1][1]
+    data = bytearray((step / "tensors.safetensors").read_bytes())
+    data[-100] ^= 0xFF
+    (step / "tensors.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"tensors\.safetensors does not match the sha256"):
+        load_trained(trained_run, "cpu")
+
+
 def test_an_oversized_meta_json_is_refused(trained_run, monkeypatch):
     from p2pkit.engine.checkpoint import load as checkpoint
 

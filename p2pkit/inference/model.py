@@ -6,6 +6,7 @@ A checkpoint records the generator's spec and the resolved recipe
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def load_trained(
     dev = resolve_device(device)
     dtype = check_precision(precision, dev)
     tune_allocator()
-    ckpt = load_checkpoint(checkpoint, tensors=network)
+    ckpt = load_checkpoint(checkpoint, tensors=False)  # the description; the tensors below
     has_ema = "generator_ema" in (ckpt.meta.get("modules") or {})
     if weights == "ema" and not has_ema:
         raise ConfigError(
@@ -124,16 +125,23 @@ def load_trained(
         raise CheckpointError(f"{meta_file}: recipe task: {exc}") from None
     if not network:
         return TrainedModel(None, task, ckpt.meta, Path(ckpt.path), dev, chosen)
-    try:
-        G = build_network("generators", spec, for_inference=True)
-    except RegistryError as exc:  # out-of-range options included: meta.json is data
-        missing = missing_provider_message("generators", spec["name"], spec.get("provider"))
-        if missing is not None:  # trained with a plugin that is not installed here
-            raise CheckpointError(f"{meta_file}: networks.generator: {missing}") from None
-        raise CheckpointError(
-            f"{meta_file}: networks.generator: {exc}; the file was changed since training or "
-            "is not from p2pkit"
-        ) from None
+    # The tensors file is read, sha256-checked and parsed in a thread while the network is
+    # built (both release the interpreter lock): for unet_256 on a 2-core CPU, 0.81 -> 0.57 s
+    # of every translate, evaluate, export and serve start-up. Same checkpoint folder as the
+    # description, even if training writes a newer one meanwhile.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="p2pkit-load") as pool:
+        loading = pool.submit(load_checkpoint, ckpt.path)
+        try:
+            G = build_network("generators", spec, for_inference=True)
+        except RegistryError as exc:  # out-of-range options included: meta.json is data
+            missing = missing_provider_message("generators", spec["name"], spec.get("provider"))
+            if missing is not None:  # trained with a plugin that is not installed here
+                raise CheckpointError(f"{meta_file}: networks.generator: {missing}") from None
+            raise CheckpointError(
+                f"{meta_file}: networks.generator: {exc}; the file was changed since training "
+                "or is not from p2pkit"
+            ) from None
+        ckpt = loading.result()
     module = "generator_ema" if chosen == "ema" else "generator"
     ckpt.load_module(module, G, expected_options=spec["options"])
     G.to(dev).eval()
