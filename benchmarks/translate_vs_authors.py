@@ -729,9 +729,10 @@ def benchmark(
     )
     if comparison is not None:
         results["outputs_match"] = True
+        precision_of = {program_name(t): t.precision for t in tools}
         for name, c in comparison.items():
             ok = c["max_abs_diff"] <= 1 and not c["missing_in_p2pkit"]  # type: ignore[operator]
-            exact = "-fp16" not in name and "-bf16" not in name
+            exact = precision_of[name] == "fp32"
             verdict = "MATCH (within their truncation vs rounding)" if ok else "MISMATCH"
             if not exact:  # a lower precision is not expected to match to the last level
                 verdict = "compared (a lower precision; not required to match)"

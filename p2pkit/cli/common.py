@@ -26,9 +26,11 @@ def precision_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--precision fp32|bf16|fp16``, shared by ``translate`` and ``serve``."""
     import click
 
+    from p2pkit.config import PRECISIONS
+
     return click.option(
         "--precision",
-        type=click.Choice(["fp32", "bf16", "fp16"]),
+        type=click.Choice([p for p in PRECISIONS if p != "auto"]),  # train.precision's names
         default="fp32",
         show_default=True,
         help="The network's number format. fp32: as trained, outputs exact to float rounding. "

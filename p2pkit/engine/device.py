@@ -81,6 +81,15 @@ class SpeedSettings:
         )
 
 
+#: The number formats a precision name stands for (``train.precision`` and ``--precision``,
+#: less ``auto``): one map for training's autocast and inference's cast weights.
+PRECISION_DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
 def resolve_speed(device: str, precision: str, channels_last: str, compile: str) -> SpeedSettings:
     """Turn the recipe's ``train`` speed fields into concrete settings.
 
@@ -100,7 +109,7 @@ def resolve_speed(device: str, precision: str, channels_last: str, compile: str)
             precision = "bf16"
         else:
             precision = "fp32"
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = None if precision == "fp32" else PRECISION_DTYPES[precision]  # None: no autocast
     if dtype is torch.float16 and dev.type == "cpu":
         raise ConfigError("train.precision fp16 is for GPUs; use bf16 or fp32 on a CPU")
     cl = {"on": True, "off": False, "auto": dev.type == "cuda"}[channels_last]

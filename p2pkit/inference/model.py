@@ -155,10 +155,6 @@ def load_trained(
     return TrainedModel(G, task, ckpt.meta, Path(ckpt.path), dev, chosen)
 
 
-#: ``--precision`` choices of translate: the dtype the generator's weights and activations use.
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def check_precision(precision: str, device: torch.device) -> torch.dtype:
     """The dtype for ``precision`` on ``device``, or a one-line error saying why not.
 
@@ -169,10 +165,11 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype:
     Raises:
         ConfigError: an unknown precision, or one the device cannot run fast.
     """
-    from p2pkit.engine.device import cpu_has_fast_bf16
+    from p2pkit.engine.device import PRECISION_DTYPES, cpu_has_fast_bf16
 
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision not in PRECISION_DTYPES:
+        choices = ", ".join(PRECISION_DTYPES)
+        raise ConfigError(f"precision must be one of {choices}, not {precision!r}")
     if device.type == "cpu" and precision == "fp16":
         raise ConfigError("--precision fp16 is for GPUs; use bf16 or fp32 on a CPU")
     if device.type == "cpu" and precision == "bf16" and not cpu_has_fast_bf16():
@@ -180,7 +177,7 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype:
             "--precision bf16: this CPU has no native bf16 instructions (AVX512-BF16 or AMX), "
             "so bf16 would be slower than fp32 here; use fp32"
         )
-    return PRECISIONS[precision]
+    return PRECISION_DTYPES[precision]
 
 
-__all__ = ["PRECISIONS", "WEIGHTS", "TrainedModel", "check_precision", "load_trained"]
+__all__ = ["WEIGHTS", "TrainedModel", "check_precision", "load_trained"]
