@@ -37,15 +37,16 @@ def cpu_streams(model: TrainedModel, protocol: str = "eval") -> int:
     """How many batches [`translate_files`][p2pkit.inference.translate_files] runs at once.
 
     Two on a CPU with at least two torch threads, each batch in its own thread with half the
-    threads: translating the 100 facades val images with ``unet_256`` on a 2-core CPU, two
-    batches of 4 images at once with one thread each did 12.6-12.9 images/s against
-    11.5-11.7 for one batch of 8 with two threads (files read and written as ``translate``
-    does; docs/performance.md). A thread of its own waits less on the other core: a
-    convolution's threads meet at the end of every layer, and decoding or encoding a file on
-    one core held the other up each time. One stream elsewhere: GPUs, other engines (which
-    have their own threading), the paper's protocol, whose dropout draws would depend on
-    which batch ran first, and a generator with a module in training mode (each batch switches
-    it to eval mode and back, which two threads must not interleave).
+    threads: translating 96 facades val images with ``unet_256`` on a 2-core CPU, two batches
+    of 4 images at once with one thread each did 12.6-12.9 images/s against 11.5-11.7 for one
+    batch of 8 with two threads (files read and written as ``translate`` does;
+    docs/performance.md). The network alone is no faster this way (12.5 against 13.0 images/s
+    without files); the gain is that a two-thread convolution's threads meet at the end of
+    every layer, so decoding or encoding a file on one core held the other up each time, and a
+    single-threaded stream does not wait for the other core. One stream elsewhere: GPUs, other
+    engines (which have their own threading), the paper's protocol, whose dropout draws would
+    depend on which batch ran first, and a generator with a module in training mode (each batch
+    switches it to eval mode and back, which two threads must not interleave).
     """
     generator = model.generator
     if (
